@@ -1,0 +1,1 @@
+"""gnm: Generative Neurosymbolic Machines (NeurIPS 2020) in PyTorch."""
