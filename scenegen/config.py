@@ -19,7 +19,8 @@ class DatasetConfig:
     image_size: int = 128
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, **dataclasses.asdict(self)}
+        """Plain JSON values (tuples as lists), so a saved config compares equal to a fresh one."""
+        return json.loads(json.dumps({"dataset": self.dataset, **dataclasses.asdict(self)}))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

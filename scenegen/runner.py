@@ -39,7 +39,7 @@ class MakeRequest:
     n: int
     out: Path
     seed: int = 0
-    shard_size: int = 2000
+    shard_size: int | None = None  # None: the dataset's default
     workers: int = 1
     options: dict[str, Any] | None = None
     overwrite: bool = False
@@ -64,26 +64,28 @@ def make_split(req: MakeRequest, progress: bool = True) -> dict[str, Any]:
     """Make (or finish) a split; returns the manifest. Re-running keeps complete, verified shards."""
     if req.n < 1:
         raise UserError(f"--n must be at least 1, not {req.n}")
-    if req.shard_size < 1:
-        raise UserError(f"--shard-size must be at least 1, not {req.shard_size}")
     if not 0 <= req.task_index < req.task_count:
         raise UserError(f"--shard-index {req.task_index} must lie in [0, --num-shards={req.task_count})")
     spec = get_spec(req.dataset)
-    header = build_header(req.dataset, req.split, req.seed, req.config.to_dict(), req.n, req.shard_size)
+    shard_size = spec.shard_size if req.shard_size is None else req.shard_size
+    if shard_size < 1:
+        raise UserError(f"--shard-size must be at least 1, not {shard_size}")
+    header = build_header(req.dataset, req.split, req.seed, req.config.to_dict(), req.n, shard_size)
     folder = _create_folder(req.out)
     lock_name = ".lock" if req.task_count == 1 else f".lock-task-{req.task_index}-of-{req.task_count}"
     with _folder_lock(folder / lock_name):
         _claim_folder(folder, header, req.overwrite)
         resources = spec.prepare(req.config, req.split, dict(req.options or {}))
         provenance = resources.provenance()
-        counts = [min(req.shard_size, req.n - start) for start in range(0, req.n, req.shard_size)]
+        counts = [min(shard_size, req.n - start) for start in range(0, req.n, shard_size)]
         mine = [i for i in range(len(counts)) if i % req.task_count == req.task_index]
         previous = load_manifest(folder)
         known = {e["file"]: e["sha256"] for e in (previous or {}).get("shards", [])}
         attrs = {
             "dataset": req.dataset, "split": req.split, "seed": req.seed, "config": header["config"],
             "schema_version": SCHEMA_VERSION, "generator_version": GENERATOR_VERSION, "box_format": BOX_FORMAT,
-            "total_scenes": req.n, "shard_size": req.shard_size, "provenance": provenance,
+            "total_scenes": req.n, "shard_size": shard_size, "provenance": provenance,
+            **(spec.extra_attrs(req.config) if spec.extra_attrs else {}),
         }
         for i in mine:  # temp files left by a killed run of this very slice
             for stale in folder.glob(f".{shard_name(i)}.tmp-*"):

@@ -57,6 +57,8 @@ class DatasetSpec(Generic[C]):
         such as {"digits": "auto"} or {"gpu": True}).
     make_shard(cfg, split, rng, n, resources) -> n scenes; every random choice comes from rng.
     rules: ordered (name, rule) pairs; a scene is valid iff every rule returns None.
+    shard_size: default scenes per shard file.
+    extra_attrs(cfg) -> plain-JSON shard attributes beyond the config (e.g. the nominal camera).
     """
 
     name: str
@@ -66,6 +68,8 @@ class DatasetSpec(Generic[C]):
     prepare: Callable[[C, str, dict[str, Any]], Resources]
     make_shard: Callable[[C, str, np.random.Generator, int, Any], list[Scene]]
     rules: tuple[tuple[str, Rule], ...]
+    shard_size: int = 2000
+    extra_attrs: Callable[[C], dict[str, Any]] | None = None
 
     def first_violation(self, layout: Layout, cfg: C) -> str | None:
         """'rule: reason' for the first rule the layout breaks, or None when it obeys them all."""
