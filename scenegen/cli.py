@@ -1,4 +1,4 @@
-"""The `scenegen` command line: make, preview, info, verify, index (thin shells over library functions)."""
+"""The `scenegen` command line: make, preview, info, verify, index, check, calibrate (thin shells over library functions)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import typer
 
 from scenegen.config import DatasetConfig
 from scenegen.datasets import MODULES, get_spec
+from scenegen.datasets.mnist_common import MNIST_FAMILY
 from scenegen.errors import UserError
 
 app = typer.Typer(
@@ -76,15 +77,19 @@ def make(
     overwrite: bool = typer.Option(False, help="Replace a split made with another config in OUT/SPLIT."),
     num_shards: int = typer.Option(_slurm_default("SLURM_ARRAY_TASK_COUNT", 1), "--num-shards", help="Cluster jobs sharing this split (default: $SLURM_ARRAY_TASK_COUNT or 1); run `scenegen index` after all finished."),
     shard_index: int = typer.Option(_slurm_default("SLURM_ARRAY_TASK_ID", 0), "--shard-index", help="This job's number in [0, --num-shards) (default: $SLURM_ARRAY_TASK_ID or 0)."),
+    violate: Optional[str] = typer.Option(None, help="MNIST: make scenes that break exactly one rule, e.g. class_order, symmetry, missing_digit (an unknown name lists them all)."),
 ) -> None:
     """Make one split of a dataset as HDF5 shards plus manifest.json (resumes an interrupted run)."""
     from scenegen.runner import MakeRequest, make_split
 
     cfg = build_config(dataset, {"image_size": image_size, "digit_size": digit_size}, set_)
     folder = (out or Path("data") / dataset) / split
+    options = {"digits": digits} if violate is None else {"digits": digits, "violate": violate}
+    if violate is not None and dataset not in MNIST_FAMILY:
+        raise UserError(f"--violate exists for {', '.join(MNIST_FAMILY)}, not for {dataset}")
     request = MakeRequest(
         dataset=dataset, config=cfg, split=split, n=DEFAULT_N.get(split, 6000) if n is None else n, out=folder,
-        seed=seed, shard_size=shard_size, workers=workers, options={"digits": digits}, overwrite=overwrite,
+        seed=seed, shard_size=shard_size, workers=workers, options=options, overwrite=overwrite,
         task_index=shard_index, task_count=num_shards,
     )
     manifest = make_split(request)
@@ -151,6 +156,60 @@ def index(folder: Path = typer.Argument(..., help="A split folder whose shards w
     manifest = rebuild(folder)
     state = "complete" if manifest["complete"] else f"incomplete: {manifest['made']} of {manifest['n']} scenes"
     typer.echo(f"{folder}: indexed {len(manifest['shards'])} shards ({state})")
+
+
+@app.command()
+def check(
+    images: Path = typer.Argument(..., help="A split folder or shard file, a folder of PNGs, or a .npy / .pt array [N,H,W], [N,H,W,C] or [N,C,H,W] (uint8 0-255 or float 0-1)."),
+    dataset: Optional[str] = typer.Option(None, help=f"Whose rules: {', '.join(MNIST_FAMILY)} (default: the dataset the shards record)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (S-Acc, interval, reasons, every verdict with its objects) to this JSON file."),
+    grid: Optional[Path] = typer.Option(None, help="Write the first 64 images with detected digits, framed green (pass) or red (fail), to this PNG."),
+    set_: list[str] = typer.Option([], "--set", help="Config value of the rules, KEY=VALUE (e.g. swap_mode=shared); shards supply their own."),
+    digits: str = typer.Option("auto", help="MNIST digits to fit the recogniser on when it is not cached yet (as for `make`)."),
+    cache: Optional[Path] = typer.Option(None, help="Recogniser cache folder (default: $SCENEGEN_CACHE or ~/.cache/scenegen/checkers)."),
+) -> None:
+    """Judge whether images obey their dataset's rules: S-Acc with a 95% Wilson interval and failures per rule."""
+    from scenegen.check import RuleChecker
+    from scenegen.check.inputs import load_images
+    from scenegen.check.report import format_summary, report, summarize, verdict_grid, write_json
+
+    loaded = load_images(images)
+    name = dataset or loaded.dataset
+    if name is None:
+        raise UserError(f"{images} does not record its dataset; pass --dataset ({', '.join(MNIST_FAMILY)})")
+    cfg = build_config(name, loaded.config if name == loaded.dataset and loaded.config else {}, set_)
+    verdicts = RuleChecker.for_dataset(name, cfg.to_dict(), cache=cache, digits=digits).check(loaded.images)
+    for line in format_summary(name, summarize(verdicts)):
+        typer.echo(line)
+    if json_out is not None:
+        typer.echo(f"wrote {write_json(json_out, report(name, verdicts))}")
+    if grid is not None:
+        typer.echo(f"wrote {verdict_grid(grid, loaded.images, verdicts)}")
+
+
+@app.command()
+def calibrate(
+    dataset: str = typer.Option(..., help=f"Dataset whose checker to calibrate: {', '.join(MNIST_FAMILY)}."),
+    n: int = typer.Option(500, "--n", help="Test scenes per row (real, and each violation)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Where to write the table (default: calibration-DATASET.json)."),
+    seed: int = typer.Option(0, help="Seed of the calibration scenes."),
+    set_: list[str] = typer.Option([], "--set", help="Config value, KEY=VALUE (e.g. swap_mode=shared); repeatable."),
+    digits: str = typer.Option("auto", help="MNIST digits of the scenes and of the recogniser's fit (as for `make`)."),
+    cache: Optional[Path] = typer.Option(None, help="Recogniser cache folder (default: $SCENEGEN_CACHE or ~/.cache/scenegen/checkers)."),
+) -> None:
+    """Pass rates of the checker on real test scenes (target >= 0.99) and on each rule violation (target <= 0.02)."""
+    from scenegen.check.calibrate import calibrate as run
+    from scenegen.check.calibrate import format_table
+    from scenegen.check.report import write_json
+
+    if n < 1:
+        raise UserError(f"--n must be at least 1, not {n}")
+    result = run(dataset, n, build_config(dataset, {}, set_).to_dict(), digits=digits, cache=cache, seed=seed)
+    for line in format_table(result):
+        typer.echo(line)
+    typer.echo(f"wrote {write_json(json_out or Path(f'calibration-{dataset}.json'), result)}")
+    if not result["meets_all"]:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -12,26 +12,23 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from scenegen.datasets.base import DatasetSpec, Layout
+from scenegen.datasets.base import Layout
 from scenegen.datasets.mnist_common import (
     MnistConfig,
-    MnistResources,
     Placement,
     count_rule,
+    mnist_spec,
     ink_size,
     overlap_rule,
     pick_digit,
     place_at_centre,
-    prepare,
     quadrant_origin,
     quadrants,
-    render,
     scatter_in_quadrant,
     too_close,
     within_quadrant,
 )
 from scenegen.digits import DigitPool
-from scenegen.scene import Scene
 
 # Groups and their home quadrants (0 TL, 1 TR, 2 BR, 3 BL); swapping moves a group to home + 2.
 GROUPS: dict[str, tuple[tuple[int, ...], int]] = {
@@ -87,16 +84,6 @@ def _shared_layout(
         zero, eight, one, nine = placements
         if not too_close(pool, zero, one, cfg.min_gap) and not too_close(pool, eight, nine, cfg.min_gap):
             return placements
-
-
-def sample(cfg: Mnist10Config, pool: DigitPool, rng: np.random.Generator) -> Scene:
-    placements, params = plan(cfg, pool, rng)
-    return render(pool, placements, cfg.image_size, params)
-
-
-def make_shard(cfg: Mnist10Config, split: str, rng: np.random.Generator, n: int, res: MnistResources) -> list[Scene]:
-    pool = res.pool()
-    return [sample(cfg, pool, rng) for _ in range(n)]
 
 
 # ---- rules (ground truth and recognised layouts alike) ----
@@ -165,12 +152,4 @@ RULES = (
     ("overlap", overlap_rule),
 )
 
-SPEC = DatasetSpec(
-    name="mnist10",
-    config_type=Mnist10Config,
-    channels=1,
-    max_objects=lambda cfg: 10,
-    prepare=prepare,
-    make_shard=make_shard,
-    rules=RULES,
-)
+SPEC = mnist_spec("mnist10", Mnist10Config, 10, plan, RULES)

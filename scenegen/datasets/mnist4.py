@@ -7,22 +7,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from scenegen.datasets.base import DatasetSpec, Layout
+from scenegen.datasets.base import Layout
 from scenegen.datasets.mnist_common import (
     MnistConfig,
-    MnistResources,
     Placement,
     centres,
     count_rule,
+    mnist_spec,
     ink_size,
     pick_digit,
     place_at_centre,
-    prepare,
     quadrants,
-    render,
 )
 from scenegen.digits import DigitPool
-from scenegen.scene import Scene
 
 MAX_FIRST_CLASS = 6  # c + 3 must still be a digit
 
@@ -42,16 +39,6 @@ def plan(cfg: MnistConfig, pool: DigitPool, rng: np.random.Generator) -> tuple[l
     cx, cy = rng.uniform(reach_x, half - reach_x), rng.uniform(reach_y, half - reach_y)
     mirrored = [(cx, cy), (size - cx, cy), (size - cx, size - cy), (cx, size - cy)]
     return [place_at_centre(pool, i, x, y) for i, (x, y) in zip(indices, mirrored)], {"first_class": first}
-
-
-def sample(cfg: MnistConfig, pool: DigitPool, rng: np.random.Generator) -> Scene:
-    placements, params = plan(cfg, pool, rng)
-    return render(pool, placements, cfg.image_size, params)
-
-
-def make_shard(cfg: Mnist4Config, split: str, rng: np.random.Generator, n: int, res: MnistResources) -> list[Scene]:
-    pool = res.pool()
-    return [sample(cfg, pool, rng) for _ in range(n)]
 
 
 # ---- rules (ground truth and recognised layouts alike) ----
@@ -95,12 +82,4 @@ RULES = (
     ("symmetry", mirror_symmetry),
 )
 
-SPEC = DatasetSpec(
-    name="mnist4",
-    config_type=Mnist4Config,
-    channels=1,
-    max_objects=lambda cfg: 4,
-    prepare=prepare,
-    make_shard=make_shard,
-    rules=RULES,
-)
+SPEC = mnist_spec("mnist4", Mnist4Config, 4, plan, RULES)

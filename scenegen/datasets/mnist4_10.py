@@ -8,9 +8,9 @@ from typing import ClassVar
 import numpy as np
 
 from scenegen.datasets import mnist4, mnist10
-from scenegen.datasets.base import DatasetSpec, Layout
-from scenegen.datasets.mnist_common import MnistResources, prepare, render
-from scenegen.scene import Scene
+from scenegen.datasets.base import Layout
+from scenegen.datasets.mnist_common import Placement, mnist_spec
+from scenegen.digits import DigitPool
 
 UNUSED = -1  # value of a per-scene parameter that the scene's variant does not have
 
@@ -28,16 +28,15 @@ class Mnist4_10Config(mnist10.Mnist10Config):
             raise ValueError(f"p_mnist4 must lie in [0, 1], not {self.p_mnist4}")
 
 
-def sample(cfg: Mnist4_10Config, pool, rng: np.random.Generator) -> Scene:
-    is_four = bool(rng.random() < cfg.p_mnist4)
+def plan(cfg: Mnist4_10Config, pool: DigitPool, rng: np.random.Generator, is_four: bool) -> tuple[list[Placement], dict[str, int]]:
+    """A plan of the given variant, with every variant's parameters (UNUSED where they do not apply)."""
     placements, params = (mnist4 if is_four else mnist10).plan(cfg, pool, rng)
-    params = {"variant": 4 if is_four else 10, "first_class": UNUSED, "swap_01_89": UNUSED, "swap_234_567": UNUSED, **params}
-    return render(pool, placements, cfg.image_size, params)
+    return placements, {"variant": 4 if is_four else 10, "first_class": UNUSED, "swap_01_89": UNUSED, "swap_234_567": UNUSED, **params}
 
 
-def make_shard(cfg: Mnist4_10Config, split: str, rng: np.random.Generator, n: int, res: MnistResources) -> list[Scene]:
-    pool = res.pool()
-    return [sample(cfg, pool, rng) for _ in range(n)]
+def plan_either(cfg: Mnist4_10Config, pool: DigitPool, rng: np.random.Generator) -> tuple[list[Placement], dict[str, int]]:
+    """An MNIST-4 plan with probability p_mnist4, else an MNIST-10 plan."""
+    return plan(cfg, pool, rng, bool(rng.random() < cfg.p_mnist4))
 
 
 def count_4_or_10(layout: Layout, cfg: Mnist4_10Config) -> str | None:
@@ -52,12 +51,4 @@ def variant_rules(layout: Layout, cfg: Mnist4_10Config) -> str | None:
     return None if reason is None else f"as {spec.name}, {reason}"
 
 
-SPEC = DatasetSpec(
-    name="mnist4-10",
-    config_type=Mnist4_10Config,
-    channels=1,
-    max_objects=lambda cfg: 10,
-    prepare=prepare,
-    make_shard=make_shard,
-    rules=(("count", count_4_or_10), ("variant", variant_rules)),
-)
+SPEC = mnist_spec("mnist4-10", Mnist4_10Config, 10, plan_either, (("count", count_4_or_10), ("variant", variant_rules)))

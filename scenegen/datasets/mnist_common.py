@@ -8,18 +8,19 @@ Positions are ink-box centres: a digit "sits at" the centre of its tight ink box
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from scenegen.config import DatasetConfig
-from scenegen.datasets.base import Layout
+from scenegen.datasets.base import DatasetSpec, Layout
 from scenegen.digits import DigitPool, DigitSource, load_pool, pool_part
 from scenegen.scene import Scene
 
 # Quadrants clockwise from top-left: 0 TL, 1 TR, 2 BR, 3 BL; (column, row) of each in a 2x2 grid.
 QUADRANT_CELLS = ((0, 0), (1, 0), (1, 1), (0, 1))
 QUADRANT_NAMES = ("top-left", "top-right", "bottom-right", "bottom-left")
+MNIST_FAMILY = ("mnist4", "mnist10", "mnist4-10")  # the datasets with a rule checker and `--violate`
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def quadrant_origin(quadrant: int, image_size: int) -> tuple[int, int]:
     return col * half, row * half
 
 
-def render(pool: DigitPool, plan: list[Placement], image_size: int, params: dict[str, int | float]) -> Scene:
+def render(pool: DigitPool, plan: list[Placement], params: dict[str, int | float], image_size: int) -> Scene:
     """Draw a plan: digits composited with max() onto black; boxes are the ink boxes.
 
     Returns a Scene with image uint8 [S, S, 1], boxes float32 [n, 4], labels int16 [n].
@@ -189,21 +190,55 @@ def with_params(scene: Scene, **params: int | float) -> Scene:
 
 @dataclass(frozen=True)
 class MnistResources:
-    """The resolved digit source a run draws from (picklable, sent to workers)."""
+    """The resolved digit source a run draws from (picklable, sent to workers).
+
+    violate: name of the rule-breaking edit every scene gets (`--violate`, see scenegen/check/violate.py).
+    """
 
     source: DigitSource
     part: str
     digit_size: int
+    violate: str | None = None
 
     def pool(self) -> DigitPool:
         return load_pool(self.source, self.part, self.digit_size)
 
     def provenance(self) -> dict[str, str]:
-        return {"digits": self.source.describe(), "digits_part": self.part, "digits_sha256": self.pool().sha256}
+        described = {"digits": self.source.describe(), "digits_part": self.part, "digits_sha256": self.pool().sha256}
+        return described if self.violate is None else {**described, "violate": self.violate}
 
 
 def prepare(cfg: MnistConfig, split: str, options: dict) -> MnistResources:
-    """Resolve `--digits` (auto | bundled | download | PATH) once, in the parent process."""
+    """Resolve `--digits` (auto | bundled | download | PATH) and check `--violate` once, in the parent process."""
     from scenegen.digits import resolve_source
 
-    return MnistResources(resolve_source(str(options.get("digits", "auto"))), pool_part(split), cfg.digit_size)
+    violate = options.get("violate")
+    if violate is not None:
+        from scenegen.check.violate import get_violation
+
+        get_violation(cfg, violate)
+    return MnistResources(resolve_source(str(options.get("digits", "auto"))), pool_part(split), cfg.digit_size, violate)
+
+
+# plan(cfg, pool, rng) -> (placements, per-scene params): one valid scene, not yet drawn.
+Planner = Callable[[Any, DigitPool, np.random.Generator], "tuple[list[Placement], dict[str, int]]"]
+
+
+def make_scenes(plan: Planner, cfg: MnistConfig, rng: np.random.Generator, n: int, res: MnistResources) -> list[Scene]:
+    """n scenes drawn from plan(), or with res.violate, n scenes breaking that one rule."""
+    pool = res.pool()
+    if res.violate is None:
+        return [render(pool, *plan(cfg, pool, rng), image_size=cfg.image_size) for _ in range(n)]
+    from scenegen.check.violate import violating_scene
+
+    return [violating_scene(cfg, pool, rng, res.violate) for _ in range(n)]
+
+
+def mnist_spec(name: str, config_type: type[MnistConfig], max_objects: int, plan: Planner, rules: tuple) -> DatasetSpec:
+    """The DatasetSpec of an MNIST-family dataset: one-channel scenes drawn from `plan`."""
+
+    def make_shard(cfg: MnistConfig, split: str, rng: np.random.Generator, n: int, res: MnistResources) -> list[Scene]:
+        return make_scenes(plan, cfg, rng, n, res)
+
+    return DatasetSpec(name=name, config_type=config_type, channels=1, max_objects=lambda cfg: max_objects,
+                       prepare=prepare, make_shard=make_shard, rules=rules)
