@@ -1,0 +1,50 @@
+"""Pictures of what the model does: image grids and images with their inferred boxes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.utils import draw_bounding_boxes, make_grid
+
+BOX_COLOR = (255, 64, 64)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float images [N, C, H, W] in [0, 1] -> uint8 [N, C, H, W] on the CPU."""
+    return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+
+
+def rgb(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, C, H, W] with C = 1 or 3 -> uint8 [N, 3, H, W]."""
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images[:, :3]
+
+
+def with_boxes(images: torch.Tensor, boxes: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Draw each image's kept boxes.
+
+    images: float [N, C, H, W] in [0, 1]; boxes: [N, K, 4] pixel xyxy; keep: bool [N, K].
+    Returns uint8 [N, 3, H, W].
+    """
+    drawn = [
+        draw_bounding_boxes(image, image_boxes[image_keep], colors=BOX_COLOR, width=1) if image_keep.any() else image
+        for image, image_boxes, image_keep in zip(rgb(to_uint8(images)), boxes.detach().float().cpu(), keep.cpu())
+    ]
+    return torch.stack(drawn)
+
+
+def grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
+    """Images [N, C, H, W] (uint8, or float in [0, 1]) -> one uint8 grid [3, H', W'],
+    nrow images per row (default: a roughly square grid)."""
+    as_uint8 = images if images.dtype == torch.uint8 else to_uint8(images)
+    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    return make_grid(as_uint8, nrow=nrow, padding=2, pad_value=128)
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    """Write one uint8 image [C, H, W] (C = 1 or 3) as PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = image.permute(1, 2, 0).numpy()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
