@@ -31,7 +31,11 @@ def build_config(dataset: str, values: dict[str, Any], overrides: list[str]) -> 
     """The dataset's config from CLI values plus `key=value` overrides, each typed like its default."""
     config_type = get_spec(dataset).config_type
     fields = {f.name: f for f in dataclasses.fields(config_type)}
-    chosen = {k: v for k, v in values.items() if v is not None and k in fields}
+    values = {k: v for k, v in values.items() if k != "dataset"}  # a saved config names its dataset
+    inapplicable = [k for k, v in values.items() if v is not None and k not in fields]
+    if inapplicable:
+        raise UserError(f"--{inapplicable[0].replace('_', '-')} does not apply to {dataset}; leave it out")
+    chosen = {k: v for k, v in values.items() if v is not None}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or key not in fields:
@@ -77,14 +81,20 @@ def make(
     overwrite: bool = typer.Option(False, help="Replace a split made with another config in OUT/SPLIT."),
     num_shards: int = typer.Option(_slurm_default("SLURM_ARRAY_TASK_COUNT", 1), "--num-shards", help="Cluster jobs sharing this split (default: $SLURM_ARRAY_TASK_COUNT or 1); run `scenegen index` after all finished."),
     shard_index: int = typer.Option(_slurm_default("SLURM_ARRAY_TASK_ID", 0), "--shard-index", help="This job's number in [0, --num-shards) (default: $SLURM_ARRAY_TASK_ID or 0)."),
+    gpu: bool = typer.Option(False, help="Arrow Room: render with Cycles on CUDA/OptiX; fails if Blender finds no GPU."),
+    samples: Optional[int] = typer.Option(None, help="Arrow Room: Cycles samples per pixel (default 32)."),
     violate: Optional[str] = typer.Option(None, help="MNIST: make scenes that break exactly one rule, e.g. class_order, symmetry, missing_digit (an unknown name lists them all)."),
 ) -> None:
     """Make one split of a dataset as HDF5 shards plus manifest.json (resumes an interrupted run)."""
     from scenegen.runner import MakeRequest, make_split
 
-    cfg = build_config(dataset, {"image_size": image_size, "digit_size": digit_size}, set_)
+    cfg = build_config(dataset, {"image_size": image_size, "digit_size": digit_size, "samples": samples}, set_)
     folder = (out or Path("data") / dataset) / split
-    options = {"digits": digits} if violate is None else {"digits": digits, "violate": violate}
+    if gpu and dataset != "arrow-room":
+        raise UserError(f"--gpu renders Arrow Room; {dataset} is made on the CPU")
+    options = {"digits": digits, "gpu": gpu, "workers": workers}
+    if violate is not None:
+        options["violate"] = violate
     if violate is not None and dataset not in MNIST_FAMILY:
         raise UserError(f"--violate exists for {', '.join(MNIST_FAMILY)}, not for {dataset}")
     request = MakeRequest(
