@@ -51,6 +51,10 @@ class ModelConfig:
     glimpse_channels: tuple[int, ...] = (64, 64, 32, 16, 8)
     glimpse_kernels: tuple[int, ...] = (1, 1, 1, 1, 3, 3)
     glimpse_upscales: tuple[int, ...] = (4, 2, 2, 2, 1, 1)
+    # Initial logit of every glimpse pixel: dark glimpses (sigmoid(-4) ~ 0.02) so that a present
+    # object does not paint grey over the black MNIST background at initialisation, which made
+    # the first optimiser step switch every z_pres off for good.
+    glimpse_init_bias: float = -4.0
 
     # Background (Arrow only): q(z_bg | f_x) MLP, p(z_bg | z_g) MLP, decoder (Table 8).
     use_background: bool = False
@@ -160,6 +164,7 @@ class ModelConfig:
             draw_hidden=128,
             dec_mlp=(512, 1024, 2048),
             scale_mean=-1.5,
+            glimpse_init_bias=0.0,  # alpha compositing over a background: no dark start needed
         )
         values.update(changes)
         return cls(**values)

@@ -17,6 +17,8 @@ class GlimpseDecoder(nn.Module):
         channels = (*cfg.glimpse_channels, cfg.glimpse_out_channels)
         self.net = conv_stack(cfg.z_what_dim, channels, cfg.glimpse_kernels,
                               upscales=cfg.glimpse_upscales, final_norm_act=False)
+        last_conv = [m for m in self.net if isinstance(m, nn.Conv2d)][-1]
+        nn.init.constant_(last_conv.bias, cfg.glimpse_init_bias)
 
     def forward(self, what: Tensor) -> Tensor:
         """what [B, N, D] -> glimpses [B, N, C(+1 alpha), g, g] in (0, 1)."""
