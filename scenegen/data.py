@@ -33,7 +33,8 @@ class ShardDataset(Dataset):
     """Scenes of one split folder.
 
     ds[i] -> (image float [C, H, W] in [0, 1], target) with target = {"boxes": float32 [K, 4] pixel xyxy,
-    "labels": int64 [K] (-1 = padding), "num_objects": int}. Attributes: dataset_name, config (dict),
+    "labels": int64 [K] (-1 = padding), "num_objects": int}, plus "frames": float32 [K, 4] for the MNIST
+    family (the digit frame boxes). Attributes: dataset_name, config (dict),
     channels, image_size, max_objects, split. Files are opened on first use in each process, so the
     dataset can be handed to DataLoader workers (h5py handles must not cross a fork).
     """
@@ -86,6 +87,8 @@ class ShardDataset(Dataset):
             "labels": torch.from_numpy(labels.astype(np.int64)),
             "num_objects": int(count),
         }
+        if "frames" in f:  # MNIST family: the digit frame around each digit
+            target["frames"] = torch.from_numpy(f["frames"][row].astype(np.float32))
         return image_t, target
 
     def _handle(self, shard: int) -> h5py.File:

@@ -27,7 +27,7 @@ def test_items_match_the_shards(mnist4_split):
     assert x.shape == (1, 128, 128) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert torch.equal(x, torch.from_numpy(image).permute(2, 0, 1).float() / 255)
     assert np.array_equal(target["boxes"].numpy(), boxes) and target["labels"].tolist() == labels.tolist()
-    assert target["num_objects"] == 4
+    assert target["num_objects"] == 4 and target["frames"].shape == (4, 4)
     with pytest.raises(IndexError):
         ds[60]
 

@@ -43,6 +43,9 @@ def test_ink_lies_inside_tight_boxes(dataset):
             assert crop[0].any() and crop[-1].any() and crop[:, 0].any() and crop[:, -1].any()
             assert 0 <= x0 < x1 <= cfg.image_size and 0 <= y0 < y1 <= cfg.image_size
         assert not image[~covered].any(), "ink outside every box"
+        frames = scene.objects["frames"]  # the whole digit frame: a digit_size square around the ink
+        assert (frames[:, :2] <= scene.boxes[:, :2]).all() and (frames[:, 2:] >= scene.boxes[:, 2:]).all()
+        assert ((frames[:, 2:] - frames[:, :2]) == cfg.digit_size).all()
 
 
 def test_mnist4_classes_run_clockwise_and_positions_mirror():

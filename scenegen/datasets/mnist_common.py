@@ -79,16 +79,22 @@ def quadrant_origin(quadrant: int, image_size: int) -> tuple[int, int]:
 def render(pool: DigitPool, plan: list[Placement], params: dict[str, int | float], image_size: int) -> Scene:
     """Draw a plan: digits composited with max() onto black; boxes are the ink boxes.
 
-    Returns a Scene with image uint8 [S, S, 1], boxes float32 [n, 4], labels int16 [n].
+    Returns a Scene with image uint8 [S, S, 1], boxes float32 [n, 4], labels int16 [n], and
+    objects["frames"] float32 [n, 4]: the whole resized digit frame (digit_size square) around
+    each digit, the object extent a glimpse-based model such as GNM infers (used for box AP).
     """
     image = np.zeros((image_size, image_size), dtype=np.uint8)
     boxes = np.zeros((len(plan), 4), dtype=np.float32)
+    frames = np.zeros((len(plan), 4), dtype=np.float32)
+    side = pool.images.shape[1]
     for i, p in enumerate(plan):
         w, h = pool.sizes[p.index]
         _paste_max(image, pool.crops[p.index], p.x, p.y)
         boxes[i] = (p.x, p.y, p.x + w, p.y + h)
+        fx, fy = p.x - int(pool.ink[p.index, 0]), p.y - int(pool.ink[p.index, 1])
+        frames[i] = (fx, fy, fx + side, fy + side)
     labels = np.array([p.label for p in plan], dtype=np.int16)
-    return Scene(image=image[:, :, None], boxes=boxes, labels=labels, params=dict(params))
+    return Scene(image=image[:, :, None], boxes=boxes, labels=labels, objects={"frames": frames}, params=dict(params))
 
 
 def _paste_max(image: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
