@@ -141,6 +141,7 @@ def test_infer_returns_posterior_modes_and_matching_boxes() -> None:
     check_sample_shapes(inferred, cfg, 2)
     params = model.heads(model.encoder(x))
     assert torch.equal(inferred.pres, (params.pres_logit > 0).float())
+    torch.testing.assert_close(inferred.pres_prob, torch.sigmoid(params.pres_logit))
     torch.testing.assert_close(inferred.boxes, box_pixels(*where_to_box(params.where_mu, cfg.grid), cfg.image_size))
     torch.testing.assert_close(model.infer(x).image, inferred.image)  # deterministic
 

@@ -89,10 +89,9 @@ def box_ap(detections: Sequence[Detections], ground_truth: Sequence[torch.Tensor
 def infer_detections(model: GNM, images: torch.Tensor) -> list[Detections]:
     """Posterior boxes of cells whose z_pres probability exceeds 0.5, scored by that probability.
 
-    images: [B, C, H, W] in [0, 1] on the model's device. GNM.infer gives the z_pres mode, not
-    its probability, so the score is read from the posterior head q(z_pres | f_x) directly."""
-    boxes = model.infer(images).boxes.float().cpu()
-    prob = torch.sigmoid(model.heads(model.encoder(images)).pres_logit).float().cpu()
+    images: [B, C, H, W] in [0, 1] on the model's device."""
+    inferred = model.infer(images)
+    boxes, prob = inferred.boxes.float().cpu(), inferred.pres_prob.float().cpu()
     return [Detections(b[p > PRES_THRESHOLD], p[p > PRES_THRESHOLD]) for b, p in zip(boxes, prob)]
 
 

@@ -73,6 +73,7 @@ class GNMSample:
     depth: Tensor          # [B, N]
     glimpses: Tensor       # [B, N, C (+1 alpha), g, g]
     z_g: Tensor | None     # [B, draw_steps * z_g_step_dim]
+    pres_prob: Tensor | None = None  # [B, N] probability of z_pres (set by infer, for scoring boxes)
 
 
 @dataclass
@@ -131,7 +132,10 @@ class GNM(nn.Module):
         f_x = self.encoder(x)
         glob = self.global_prior.infer(f_x, torch.zeros_like)
         z_bg = self.background.posterior(f_x)[0] if self.background is not None else None
-        return self._decode(self.heads(f_x).mode(), z_bg, glob.z, alpha_force=-1.0)[1]
+        params = self.heads(f_x)
+        sample = self._decode(params.mode(), z_bg, glob.z, alpha_force=-1.0)[1]
+        sample.pres_prob = torch.sigmoid(params.pres_logit)
+        return sample
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> GNMSample:
