@@ -21,7 +21,8 @@ from gnm.model import GNM, count_parameters
 from gnm.train.checkpoint import load_model
 from gnm.train.data import eval_batches, open_dataset
 from gnm.train.distributed import resolve_device
-from gnm.train.images import grid, rgb, save_png, to_uint8, with_boxes
+from gnm.train.images import grid, rgb, to_uint8, with_boxes
+from scenegen.preview import save_png
 from gnm.train.loop import train as run_training
 from gnm.train.monitor import StructureMonitor, sample_images
 from scenegen.errors import UserError
@@ -91,7 +92,7 @@ def sample(
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, to_uint8(images).permute(0, 2, 3, 1).numpy())
     elif out.suffix == ".png":
-        save_png(grid(images), out)
+        save_png(out, grid(images))
     else:
         raise UserError(f"--out {out}: use a .png or .npy file name")
     typer.echo(f"{n} samples of step {step} -> {out}")
@@ -112,7 +113,7 @@ def reconstruct(
     images, _ = next(iter(eval_batches(open_dataset(data, cfg), n)))
     inferred = model.infer(images.to(dev))
     boxed = with_boxes(inferred.image, inferred.boxes, inferred.pres > 0.5)
-    save_png(grid(torch.cat([rgb(to_uint8(images)), boxed]), nrow=len(images)), out)
+    save_png(out, grid(torch.cat([rgb(to_uint8(images)), boxed]), nrow=len(images)))
     typer.echo(f"{len(images)} reconstructions -> {out}")
 
 

@@ -9,7 +9,8 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torchvision.utils import draw_bounding_boxes, make_grid, save_image
+from PIL import Image
+from torchvision.utils import draw_bounding_boxes, make_grid
 
 from scenegen.data import ShardDataset
 from scenegen.errors import UserError
@@ -18,28 +19,35 @@ BOX_COLOR = "lime"
 
 
 def annotate(
-    image: torch.Tensor, boxes: torch.Tensor, labels: Sequence[str], color: str | Sequence[str] = BOX_COLOR, scale: int = 2
+    image: torch.Tensor, boxes: torch.Tensor, labels: Sequence[str] | None = None,
+    color: str | tuple[int, int, int] | Sequence[str] = BOX_COLOR, scale: int = 2,
 ) -> torch.Tensor:
     """One image float [C, H, W] in [0, 1] with boxes float [n, 4] (pixel xyxy) and labels drawn.
 
     Returns uint8 [3, scale*H, scale*W] (upscaled, nearest, so that labels stay readable).
     """
-    big = F.interpolate(image[None].clamp(0, 1), scale_factor=scale, mode="nearest")[0]
-    rgb = (big.expand(3, -1, -1) * 255).round().to(torch.uint8)
+    big = F.interpolate(image[None].float().clamp(0, 1), scale_factor=scale, mode="nearest")[0]
+    rgb = (big[:3].expand(3, -1, -1) * 255).round().to(torch.uint8)
     if len(boxes) == 0:
         return rgb
-    return draw_bounding_boxes(rgb, boxes.float() * scale, labels=list(labels), colors=color, width=1)
+    return draw_bounding_boxes(rgb, boxes.float() * scale, labels=None if labels is None else list(labels), colors=color, width=1)
 
 
 def save_grid(path: str | Path, images: Sequence[torch.Tensor], nrow: int | None = None) -> Path:
     """Save uint8 [3, H, W] images as one PNG grid, written atomically."""
     if not images:
         raise UserError("nothing to draw: no images")
+    grid = make_grid(torch.stack(list(images)), nrow=nrow or math.ceil(math.sqrt(len(images))), padding=2, pad_value=128)
+    return save_png(path, grid)
+
+
+def save_png(path: str | Path, image: torch.Tensor) -> Path:
+    """Write one uint8 image [C, H, W] (C = 1 or 3) as PNG, atomically (temp file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid = make_grid(torch.stack(list(images)).float() / 255, nrow=nrow or math.ceil(math.sqrt(len(images))), padding=2, pad_value=0.5)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix or '.png'}")
-    save_image(grid, tmp)
+    pixels = image.detach().cpu().permute(1, 2, 0).numpy()
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(tmp, format="PNG")
     os.replace(tmp, path)
     return path
 

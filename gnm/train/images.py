@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
-from PIL import Image
-from torchvision.utils import draw_bounding_boxes, make_grid
+from torchvision.utils import make_grid
+
+from scenegen.preview import annotate
 
 BOX_COLOR = (255, 64, 64)
 
@@ -29,8 +29,8 @@ def with_boxes(images: torch.Tensor, boxes: torch.Tensor, keep: torch.Tensor) ->
     Returns uint8 [N, 3, H, W].
     """
     drawn = [
-        draw_bounding_boxes(image, image_boxes[image_keep], colors=BOX_COLOR, width=1) if image_keep.any() else image
-        for image, image_boxes, image_keep in zip(rgb(to_uint8(images)), boxes.detach().float().cpu(), keep.cpu())
+        annotate(image, image_boxes[image_keep], color=BOX_COLOR, scale=1)
+        for image, image_boxes, image_keep in zip(images.detach().float().cpu(), boxes.detach().float().cpu(), keep.cpu())
     ]
     return torch.stack(drawn)
 
@@ -41,10 +41,3 @@ def grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     as_uint8 = images if images.dtype == torch.uint8 else to_uint8(images)
     nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
     return make_grid(as_uint8, nrow=nrow, padding=2, pad_value=128)
-
-
-def save_png(image: torch.Tensor, path: Path) -> None:
-    """Write one uint8 image [C, H, W] (C = 1 or 3) as PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = image.permute(1, 2, 0).numpy()
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from gnm.model import GNM
-from gnm.train.images import grid, save_png
+from gnm.train.images import grid
+from scenegen.preview import save_png
 from scenegen.errors import UserError
 
 SAMPLE_CHUNK = 50
@@ -62,7 +63,7 @@ class StructureMonitor:
     def __call__(self, model: GNM, step: int, device: torch.device) -> StructureResult:
         images = sample_images(model, self.n, self.seed, device)
         grid_path = self.out_dir / f"samples-{step:08d}.png"
-        save_png(grid(images[:64]), grid_path)
+        save_png(grid_path, grid(images[:64]))
         checker = self._get_checker()
         if checker is None:
             return StructureResult(None, None, len(images), grid_path)
