@@ -10,6 +10,7 @@ A recipe is a YAML mapping with the sections of RunConfig:
     schedule:                   # name: [start_value, end_value, start_step, end_step]
       rho: [0.1, 0.001, 0, 4000]
 
+A null value removes that key of the base (how a baseline recipe drops GNM's schedule entries).
 Every value is parsed to its field's type; an unknown key is a UserError naming the key.
 """
 
@@ -24,8 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gnm.model import PRESETS, ModelConfig
-from gnm.model.gnm import OPTIONAL_COEFFS, REQUIRED_COEFFS
+from gnm.model import MODEL_KINDS, PRESETS, ModelConfig
 from gnm.train.schedules import ScheduleEntry
 from scenegen.errors import UserError
 
@@ -33,13 +33,15 @@ from scenegen.errors import UserError
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and bookkeeping. batch_size is global: under DDP each of the world_size
-    processes takes batch_size / world_size images per step. amp (bf16 autocast) and
-    channels_last take effect on CUDA only. n_check_samples=0 turns the structure check off."""
+    processes takes batch_size / world_size images per step. The learning rate of step s is
+    lr * lr_scale.at(s), lr_scale a schedule-table row (default: constant 1). amp (bf16 autocast)
+    and channels_last take effect on CUDA only. n_check_samples=0 turns the structure check off."""
 
     steps: int = 1_100_000
     batch_size: int = 32
     optimizer: Literal["rmsprop", "adam"] = "rmsprop"
     lr: float = 1e-4
+    lr_scale: ScheduleEntry = ScheduleEntry(1.0, 1.0, 0, 0)  # [start, end, start_step, end_step], as `schedule`
     grad_clip: float = 1.0
     log_every: int = 50
     image_every: int = 2000
@@ -60,7 +62,8 @@ class TrainConfig:
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs besides its data: the dataset name it expects, the model,
-    the training settings and the schedule table of annealed loss coefficients."""
+    the training settings and the schedule table of annealed loss coefficients (entries for
+    every coefficient the model's kind requires, and any of its optional ones)."""
 
     dataset: str
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -68,13 +71,15 @@ class RunConfig:
     schedule: Mapping[str, ScheduleEntry] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        missing = [name for name in REQUIRED_COEFFS if name not in self.schedule]
+        kind = self.model.kind
+        required, optional = MODEL_KINDS[kind].required_coeffs, MODEL_KINDS[kind].optional_coeffs
+        missing = [name for name in required if name not in self.schedule]
         if missing:
-            raise UserError(f"schedule lacks {missing}; every recipe needs entries for {list(REQUIRED_COEFFS)}")
-        unknown = sorted(set(self.schedule) - set(REQUIRED_COEFFS) - set(OPTIONAL_COEFFS))
+            raise UserError(f"schedule lacks {missing}; every {kind} recipe needs entries for {list(required)}")
+        unknown = sorted(set(self.schedule) - set(required) - set(optional))
         if unknown:
-            raise UserError(f"schedule entry {unknown[0]!r} is no model coefficient; "
-                            f"known: {', '.join([*REQUIRED_COEFFS, *OPTIONAL_COEFFS])}")
+            raise UserError(f"schedule entry {unknown[0]!r} is no model coefficient of kind {kind}; "
+                            f"known: {', '.join([*required, *optional])}")
 
 
 # ---------------------------------------------------------------- plain data <-> dataclasses
@@ -193,10 +198,13 @@ def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep merge: mappings merge key by key, anything else in `top` replaces."""
+    """Deep merge: mappings merge key by key, a null in `top` removes the key, anything else in `top` replaces."""
     merged = dict(base)
     for k, v in top.items():
-        merged[k] = _merge(merged[k], v) if isinstance(v, Mapping) and isinstance(merged.get(k), dict) else v
+        if v is None:
+            merged.pop(k, None)
+        else:
+            merged[k] = _merge(merged[k], v) if isinstance(v, Mapping) and isinstance(merged.get(k), dict) else v
     return merged
 
 
@@ -266,6 +274,7 @@ def save_run_config(cfg: RunConfig, path: Path) -> None:
     """Write the resolved config as a recipe (every field explicit, no `base:`, schedule rows)."""
     plain = to_plain(cfg)
     plain["schedule"] = {name: list(row.values()) for name, row in plain["schedule"].items()}
+    plain["train"]["lr_scale"] = list(plain["train"]["lr_scale"].values())
     path.write_text(yaml.dump(plain, Dumper=_RecipeDumper, sort_keys=False))
 
 

@@ -2,7 +2,9 @@
 
 Sources: paper Tables 6-9 and appendix D; where the paper's tables and the authors' release
 differ, the release value is used (it is what the 2.9M / 8.6M parameter counts of Table 5 and
-the published results come from) and the field's comment says so.
+the published results come from) and the field's comment says so. The same config describes
+the paper's baselines (appendix D.2, Tables 10-11): `kind` picks the model (gnm/model/registry.py),
+which reads the fields it needs (the encoder and likelihood fields are shared by every kind).
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ _TUPLE_FIELDS = (
     "glimpse_channels", "glimpse_kernels", "glimpse_upscales",
     "bg_channels", "bg_kernels", "bg_upscales", "bg_enc_mlp", "bg_prior_mlp",
     "interaction_mlp", "dec_mlp", "where_prior_std",
+    "image_dec_channels", "image_dec_kernels", "image_dec_upscales", "genesis_sbd_channels",
 )
 
-GLOBAL_PRIORS = ("structdraw", "gaussian")
+# Model kinds (gnm/model/registry.py maps each to its class).
+MODEL_KINDS = ("gnm", "vae", "convdraw", "genesis")
+# "none": SPACE-style GNM without z_g (per-cell priors from a learned constant feature map).
+GLOBAL_PRIORS = ("structdraw", "gaussian", "none")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of one GNM. Defaults: MNIST-4 / MNIST-10 release values; `arrow()` for Arrow Room."""
+    """Architecture of one GNM (or baseline). Defaults: MNIST-4 / MNIST-10 release values; `arrow()` for Arrow Room."""
 
+    kind: str = "gnm"                       # gnm | vae | convdraw | genesis (MODEL_KINDS)
     image_size: int = 128
     channels: int = 1                       # 1 MNIST, 3 Arrow
     grid: int = 4                           # the latent structure map is grid x grid cells
@@ -65,7 +72,8 @@ class ModelConfig:
     bg_kernels: tuple[int, ...] = (1, 1, 1, 1, 1, 3)
     bg_upscales: tuple[int, ...] = (4, 2, 4, 2, 2, 1)
 
-    # Global latent z_g: StructDRAW (Algorithm 1) or a plain Gaussian (GNM-Gaussian).
+    # Global latent z_g: StructDRAW (Algorithm 1), a plain Gaussian (GNM-Gaussian) or none
+    # (SPACE-style). kind convdraw draws its canvas with StructDRAW and reads the fields below too.
     global_prior: str = "structdraw"
     draw_steps: int = 4
     z_g_step_dim: int = 32
@@ -82,6 +90,29 @@ class ModelConfig:
     obs_sigma: float = 0.2
     where_prior_std: tuple[float, float, float, float] = (0.1, 0.3, 1.0, 1.0)
 
+    # Baselines (appendix D.2). VAE: q(z | f_x) from a 2-layer CNN, a 3x3 conv to vae_hidden
+    # channels, then a grid x grid conv to the mean and std of the vae_z_dim-d latent z.
+    vae_z_dim: int = 128                    # Table 10's decoder input: 1 x 1 x 128
+    vae_hidden: int = 128
+    # Image decoder from a grid x grid map (Table 11, ConvDRAW): sub-pixel convs, ReLU + layer
+    # norm, the last layer emits `channels`, then a sigmoid. The VAE's (Table 10) adds a 1x1
+    # sub-pixel layer (image_dec_channels[0], upscale grid) in front, from its 1 x 1 latent.
+    image_dec_channels: tuple[int, ...] = (128, 64, 64, 32, 32, 16, 16, 16, 16, 8)
+    image_dec_kernels: tuple[int, ...] = (3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3)
+    image_dec_upscales: tuple[int, ...] = (1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1)
+
+    # GENESIS (appendix D.2; gnm/model/baselines/genesis.py): K slots, each with a mask latent
+    # z^m_k and a component latent z^c_k. Its mask decoder is the VAE's image decoder above (one
+    # output channel, logits); its encoders are the image encoder above (the component encoder
+    # over image + log mask). Latent sizes and widths: our choices (the paper gives none).
+    genesis_slots: int = 5                  # K: objects + background (recipes set it per dataset)
+    genesis_z_mask_dim: int = 64
+    genesis_z_comp_dim: int = 64
+    genesis_hidden: int = 256               # image embedding, both LSTMs, the MLPs' hidden layers
+    # Spatial broadcast decoder of the components: 3x3 convs (ReLU + layer norm), then a 1x1 conv
+    # to `channels` and a sigmoid. 3 layers: the GNM paper's change (c); GENESIS has 4.
+    genesis_sbd_channels: tuple[int, ...] = (32, 32, 32)
+
     def __post_init__(self) -> None:
         for name in _TUPLE_FIELDS:
             object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -89,6 +120,7 @@ class ModelConfig:
 
     def _validate(self) -> None:
         checks = {
+            "kind must be one of " + str(MODEL_KINDS): self.kind in MODEL_KINDS,
             "global_prior must be one of " + str(GLOBAL_PRIORS): self.global_prior in GLOBAL_PRIORS,
             "enc_channels/enc_kernels/enc_strides lengths differ":
                 len(self.enc_channels) == len(self.enc_kernels) == len(self.enc_strides),
@@ -102,9 +134,16 @@ class ModelConfig:
             "prod(bg_upscales) must equal image_size": math.prod(self.bg_upscales) == self.image_size,
             "dec_mlp[-1] must be a multiple of grid^2": self.dec_mlp[-1] % (self.grid ** 2) == 0,
             "use_background needs glimpse_alpha (alpha compositing)": self.glimpse_alpha or not self.use_background,
+            "global_prior none has no z_g for p(z_bg | z_g): no use_background":
+                self.global_prior != "none" or not self.use_background,
             "GNM-NoMLP needs z_g_step_dim divisible by grid^2":
                 self.use_interaction_mlp or self.z_g_step_dim % (self.grid ** 2) == 0,
             "where_prior_std needs 4 entries": len(self.where_prior_std) == 4,
+            "image_dec kernels/upscales need len(image_dec_channels) + 1 entries":
+                len(self.image_dec_kernels) == len(self.image_dec_upscales) == len(self.image_dec_channels) + 1,
+            "grid * prod(image_dec_upscales) must equal image_size":
+                self.grid * math.prod(self.image_dec_upscales) == self.image_size,
+            "genesis_slots must be at least 2": self.genesis_slots >= 2,
         }
         failed = [msg for msg, ok in checks.items() if not ok]
         if failed:
@@ -121,7 +160,8 @@ class ModelConfig:
 
     @property
     def z_g_dim(self) -> int:
-        return self.draw_steps * self.z_g_step_dim
+        """Size of z_g (0 without a global latent)."""
+        return 0 if self.global_prior == "none" else self.draw_steps * self.z_g_step_dim
 
     @property
     def glimpse_out_channels(self) -> int:
@@ -181,6 +221,9 @@ class ModelConfig:
             z_bg_dim=4, bg_enc_mlp=(32,), bg_prior_mlp=(16,),
             bg_channels=(8, 8), bg_kernels=(1, 1, 3), bg_upscales=(4, 4, 2),
             draw_hidden=16, z_g_step_dim=16, interaction_mlp=(32,), nomlp_hidden=16, dec_mlp=(32, 256),
+            vae_z_dim=8, vae_hidden=16,
+            genesis_z_mask_dim=4, genesis_z_comp_dim=4, genesis_hidden=16, genesis_sbd_channels=(8, 8, 8),
+            image_dec_channels=(16, 8, 8), image_dec_kernels=(3, 1, 1, 3), image_dec_upscales=(1, 2, 2, 2),
         )
         values.update(changes)
         return cls(**values)

@@ -61,6 +61,17 @@ def bernoulli_kl_logits(logit_q: Tensor, logit_p: Tensor | float) -> Tensor:
             + (1.0 - q1) * (F.logsigmoid(-logit_q) - F.logsigmoid(-logit_p)))
 
 
+def normal_log_prob(x: Tensor, mu: Tensor | float, std: Tensor | float) -> Tensor:
+    """log N(x | mu, std^2) elementwise (broadcasting)."""
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
+    return -0.5 * ((x - mu) / std) ** 2 - torch.log(std) - 0.5 * _LOG_2PI
+
+
+def bernoulli_log_prob_logits(value: Tensor, logit: Tensor) -> Tensor:
+    """log Bernoulli(value | sigmoid(logit)) elementwise for value in {0, 1}, stable in logit space."""
+    return value * F.logsigmoid(logit) + (1.0 - value) * F.logsigmoid(-logit)
+
+
 def prob_to_logit(p: float) -> float:
     """logit(p) for a probability strictly inside (0, 1)."""
     if not 0.0 < p < 1.0:

@@ -33,11 +33,12 @@ from torch import Tensor, nn
 from .background import Background
 from .config import ModelConfig
 from .distributions import (
-    NoiseFn,
     bernoulli_kl_logits,
+    bernoulli_log_prob_logits,
     gaussian_log_likelihood,
     generator_noise,
     normal_kl,
+    normal_log_prob,
     prob_to_logit,
 )
 from .encoder import Encoder
@@ -129,21 +130,52 @@ class GNM(nn.Module):
     @torch.no_grad()
     def infer(self, x: Tensor) -> GNMSample:
         """Posterior means / modes (z_g means step by step, z_pres = [logit > 0]) and their rendering."""
-        f_x = self.encoder(x)
-        glob = self.global_prior.infer(f_x, torch.zeros_like)
-        z_bg = self.background.posterior(f_x)[0] if self.background is not None else None
-        params = self.heads(f_x)
-        sample = self._decode(params.mode(), z_bg, glob.z, alpha_force=-1.0)[1]
+        params, glob, z_bg = self.posterior_latents(x)
+        sample = self.decode(params.mode(), glob.z, z_bg)
         sample.pres_prob = torch.sigmoid(params.pres_logit)
         return sample
 
     @torch.no_grad()
+    def posterior_latents(self, x: Tensor) -> tuple[CellParams, GlobalLatent, Tensor | None]:
+        """x [B, C, H, W] -> q(z_s | x) parameters, z_g at its step-by-step posterior means, mean z_bg [B, D] (or None)."""
+        f_x = self.encoder(x)
+        glob = self.global_prior.infer(f_x, torch.zeros_like)
+        z_bg = self.background.posterior(f_x)[0] if self.background is not None else None
+        return self.heads(f_x), glob, z_bg
+
+    @torch.no_grad()
+    def decode(self, cells: CellLatents, z_g: Tensor, z_bg: Tensor | None = None) -> GNMSample:
+        """Render given latents: cells of B scenes, z_g [B, L * step_dim], z_bg [B, D] (None: the mean of p(z_bg | z_g))."""
+        if z_bg is None and self.background is not None:
+            z_bg = self.background.prior(z_g)[0]
+        return self._decode(cells, z_bg, z_g, alpha_force=-1.0)[1]
+
+    @torch.no_grad()
+    def log_weights(self, x: Tensor, k: int) -> Tensor:
+        """IWAE log weights [k, B] of x [B, C, H, W]: log p(x | z) + log p(z) - log q(z | x), z ~ q(z | x).
+
+        z = (z_g per StructDRAW step, z_pres / z_where / z_what / z_depth of every cell, z_bg).
+        z_pres is drawn from the discrete Bernoulli q and decoded as {0, 1} (a valid bound needs the
+        discrete variable, not its relaxation); the conditional prior p(z_s | z_g) covers every
+        cell (eq. 2). The k samples run as one batch of k * B images: call with a chunk of k
+        (gnm.eval.ll streams over chunks) to bound memory.
+        """
+        f_x = self.encoder(x).repeat(k, 1, 1, 1)  # sample-major: row s * B + b is sample s of image b
+        glob = self.global_prior.infer(f_x, torch.randn_like)
+        prior, post = self.heads.prior_and_posterior(glob.canvas, f_x)
+        cells = post.rsample(tau=1.0)
+        cells.pres = torch.bernoulli(torch.sigmoid(post.pres_logit))  # discrete, replacing the relaxed draw
+        z_bg, bg_log_ratio = self._background_log_ratio(f_x, glob.z)
+        recon = self._decode(cells, z_bg, glob.z, alpha_force=-1.0)[0]
+        log_lik = gaussian_log_likelihood(x.repeat(k, 1, 1, 1), recon, self.cfg.obs_sigma)
+        log_w = log_lik + self._structure_log_ratio(glob, prior, post, cells) + bg_log_ratio
+        return log_w.view(k, x.shape[0])
+
+    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> GNMSample:
         """Generate n scenes: z_g from the prior (using `generator`), then the mode of everything below it."""
-        noise: NoiseFn = generator_noise(generator)
-        glob = self.global_prior.generate(n, noise)
-        z_bg = self.background.prior(glob.z)[0] if self.background is not None else None
-        return self._decode(self.heads(glob.canvas).mode(), z_bg, glob.z, alpha_force=-1.0)[1]
+        glob = self.global_prior.generate(n, generator_noise(generator))
+        return self.decode(self.heads(glob.canvas).mode(), glob.z)
 
     def _decode(self, cells: CellLatents, z_bg: Tensor | None, z_g: Tensor,
                 alpha_force: float) -> tuple[Tensor, GNMSample]:
@@ -174,6 +206,24 @@ class GNM(nn.Module):
             "aux_depth": (normal_kl(post.depth_mu, post.depth_std, 0.0, 1.0) * pres).sum(-1),
         }
 
+    @staticmethod
+    def _structure_log_ratio(glob: GlobalLatent, prior: CellParams, post: CellParams, cells: CellLatents) -> Tensor:
+        """log p(z_g, z_s) - log q(z_g, z_s | x) per image [B] at the sampled values (discrete z_pres)."""
+        return (_gaussian_log_ratio(glob.z, (glob.p_mu, glob.p_std), (glob.q_mu, glob.q_std))
+                + (bernoulli_log_prob_logits(cells.pres, prior.pres_logit)
+                   - bernoulli_log_prob_logits(cells.pres, post.pres_logit)).sum(-1)
+                + _gaussian_log_ratio(cells.where, (prior.where_mu, prior.where_std), (post.where_mu, post.where_std))
+                + _gaussian_log_ratio(cells.what, (prior.what_mu, prior.what_std), (post.what_mu, post.what_std))
+                + _gaussian_log_ratio(cells.depth, (prior.depth_mu, prior.depth_std), (post.depth_mu, post.depth_std)))
+
+    def _background_log_ratio(self, f_x: Tensor, z_g: Tensor) -> tuple[Tensor | None, Tensor]:
+        """Sample z_bg ~ q(z_bg | f_x) and log p(z_bg | z_g) - log q(z_bg | f_x) [B] (zeros without a background)."""
+        if self.background is None:
+            return None, f_x.new_zeros(f_x.shape[0])
+        posterior = self.background.posterior(f_x)
+        z_bg = posterior[0] + posterior[1] * torch.randn_like(posterior[0])
+        return z_bg, _gaussian_log_ratio(z_bg, self.background.prior(z_g), posterior)
+
     def _background_posterior(self, f_x: Tensor, z_g: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Sample z_bg ~ q(z_bg | f_x) and its [B] KL terms (zeros without a background)."""
         if self.background is None:
@@ -186,11 +236,6 @@ class GNM(nn.Module):
                       "aux_bg": normal_kl(mu, std, 0.0, 1.0).sum(-1)}
 
 
-def count_parameters(model: GNM) -> dict[str, int]:
-    """Trainable parameters per top-level component (encoder, structdraw, heads, glimpse, background) and total."""
-    counts = {}
-    for key, attr in COMPONENTS.items():
-        module = getattr(model, attr)
-        counts[key] = sum(p.numel() for p in module.parameters()) if module is not None else 0
-    counts["total"] = sum(p.numel() for p in model.parameters())
-    return counts
+def _gaussian_log_ratio(z: Tensor, prior: tuple[Tensor, Tensor], posterior: tuple[Tensor, Tensor]) -> Tensor:
+    """log N(z | prior) - log N(z | posterior) of diagonal Gaussians (mean, std), summed per image: [B, ...] -> [B]."""
+    return (normal_log_prob(z, *prior) - normal_log_prob(z, *posterior)).flatten(1).sum(1)

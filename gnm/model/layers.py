@@ -6,7 +6,7 @@ normalisation"): conv maps use GroupNorm(1, C) (layer norm over C, H, W), vector
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +46,10 @@ def conv_stack(
     strides: Sequence[int] | None = None,
     upscales: Sequence[int] | None = None,
     final_norm_act: bool = True,
+    act: Callable[[], nn.Module] = CELU,
 ) -> nn.Sequential:
-    """Stack of Conv(k, stride, pad (k-1)//2) [-> PixelShuffle(u)] -> CELU -> GroupNorm(1, C) layers.
+    """Stack of Conv(k, stride, pad (k-1)//2) [-> PixelShuffle(u)] -> act -> GroupNorm(1, C) layers
+    (act: CELU, or e.g. nn.ReLU for the baselines' image decoders).
 
     A layer with upscale u > 1 is a sub-pixel convolution: the conv emits C*u^2 channels and
     PixelShuffle turns them into C channels at u times the resolution. Maps [B, c_in, H, W] to
@@ -63,7 +65,7 @@ def conv_stack(
         if u > 1:
             layers.append(nn.PixelShuffle(u))
         if final_norm_act or i < n - 1:
-            layers += [CELU(), nn.GroupNorm(1, c_out)]
+            layers += [act(), nn.GroupNorm(1, c_out)]
         c_in = c_out
     return nn.Sequential(*layers)
 

@@ -1,9 +1,12 @@
 """Global latent z_g and the structure feature map f it draws.
 
-Two priors share one interface (`infer(f_x, noise)` and `generate(n, noise)`, both returning
+Three priors share one interface (`infer(f_x, noise)` and `generate(n, noise)`, both returning
 `GlobalLatent`):
 - StructDRAW (paper Algorithm 1): L autoregressive steps on a grid x grid feature canvas.
 - GaussianGlobal (GNM-Gaussian ablation): z_g ~ N(0, I), f = MLP(z_g), q(z_g | x) = MLP(f_x).
+- NoGlobal (SPACE-style): no z_g; f is a learned constant map, so p(z_s | f) is a learned
+  per-cell prior that no global latent conditions.
+The ConvDRAW baseline (gnm/model/baselines/convdraw.py) draws its canvas with StructDRAW too.
 
 StructDRAW step l (h_*, c_*, canvas start at zero):
   p(z_l)  = N(InteractionNet_p(h_dec))                      prior, from h_dec before step l
@@ -15,7 +18,8 @@ StructDRAW step l (h_*, c_*, canvas start at zero):
 The decoder sees the canvas as well as d_l, as in the paper's text (section 3.3 step 4 and
 appendix D: "takes the previous feature map f_{l-1} and z_l"); Algorithm 1 omits it.
 The interaction net is an MLP on the flattened map (GNM) or 3x3 convs on the map (GNM-NoMLP,
-whose z_l is then a map of z_g_step_dim / G^2 channels per cell, flattened).
+whose z_l is then a map of z_g_step_dim / G^2 channels per cell, flattened). With
+`direct_write` (ConvDRAW) that map is d_l itself, without MLP_dec.
 """
 
 from __future__ import annotations
@@ -75,17 +79,22 @@ INTERACTIONS: dict[bool, type[nn.Module]] = {True: MLPInteraction, False: ConvIn
 class StructDRAW(nn.Module):
     """Autoregressive feature-map drawing (Algorithm 1)."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, direct_write: bool = False) -> None:
+        """direct_write (ConvDRAW; needs the conv interaction): z_l, a map of z_g_step_dim / G^2
+        channels per cell, enters ConvLSTM_dec as it is instead of through MLP_dec."""
         super().__init__()
+        if direct_write and cfg.use_interaction_mlp:
+            raise ValueError("direct_write needs use_interaction_mlp=False (z_l must be a map)")
         self.cfg = cfg
         c_f, hid = cfg.feature_channels, cfg.draw_hidden
-        self.dec_in_channels = cfg.dec_mlp[-1] // cfg.num_cells
+        self.dec_in_channels = (cfg.z_g_step_dim if direct_write else cfg.dec_mlp[-1]) // cfg.num_cells
         interaction = INTERACTIONS[cfg.use_interaction_mlp]
         self.lstm_enc = ConvLSTMCell(hid + 2 * c_f, hid, cfg.lstm_kernel)
         self.lstm_dec = ConvLSTMCell(self.dec_in_channels + c_f, hid, cfg.lstm_kernel)
         self.posterior_net = interaction(cfg, hid)
         self.prior_net = interaction(cfg, hid)
-        self.dec_mlp = mlp(cfg.z_g_step_dim, cfg.dec_mlp[:-1], cfg.dec_mlp[-1], final_norm_act=True)
+        self.dec_mlp = nn.Identity() if direct_write else mlp(
+            cfg.z_g_step_dim, cfg.dec_mlp[:-1], cfg.dec_mlp[-1], final_norm_act=True)
         self.canvas_out = nn.Conv2d(hid, c_f, cfg.canvas_kernel, 1, (cfg.canvas_kernel - 1) // 2)
 
     def infer(self, f_x: Tensor, noise: NoiseFn) -> GlobalLatent:
@@ -150,4 +159,21 @@ class GaussianGlobal(nn.Module):
         return GlobalLatent(z, canvas, torch.zeros_like(z), torch.ones_like(z), q_mu, q_std)
 
 
-GLOBAL_PRIORS: dict[str, type[nn.Module]] = {"structdraw": StructDRAW, "gaussian": GaussianGlobal}
+class NoGlobal(nn.Module):
+    """SPACE-style: no z_g (an empty [B, 0] latent, so its KL is 0); f is a learned constant map."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.canvas = nn.Parameter(torch.zeros(1, cfg.feature_channels, cfg.grid, cfg.grid))
+
+    def infer(self, f_x: Tensor, noise: NoiseFn) -> GlobalLatent:
+        """The same constant map for every image: q(z_s | f_x) alone sees x."""
+        return self.generate(f_x.shape[0], noise)
+
+    def generate(self, n: int, noise: NoiseFn) -> GlobalLatent:
+        """n copies of the learned map f [n, C_f, G, G] and an empty z_g [n, 0]."""
+        empty = self.canvas.new_zeros(n, 0)
+        return GlobalLatent(empty, self.canvas.expand(n, -1, -1, -1), empty, empty, empty, empty)
+
+
+GLOBAL_PRIORS: dict[str, type[nn.Module]] = {"structdraw": StructDRAW, "gaussian": GaussianGlobal, "none": NoGlobal}

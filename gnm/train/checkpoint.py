@@ -3,7 +3,7 @@
 A checkpoint is a dict of tensors and plain values, so torch.load(..., weights_only=True)
 reads it:
     step          int, optimiser steps done (also fixes the data order: see gnm.train.data)
-    model         the GNM state_dict
+    model         the model's state_dict (GNM or a baseline: config.model.kind)
     optimizer     the optimiser state_dict (absent in model-only exports)
     rng           list, per rank, of {"cpu": uint8 tensor, "cuda": uint8 tensor or None}
     world_size, batch_size, skipped, best_s_acc (float or None)
@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from gnm.config import RunConfig, run_config_from_dict
-from gnm.model import GNM
+from gnm.model import build_model
 from scenegen.errors import UserError
 
 BEST_NAME = "best.pt"
@@ -96,11 +97,11 @@ def resolve_checkpoint(run: Path, which: str = "latest") -> Path:
     return path
 
 
-def load_model(run: Path, device: torch.device, which: str = "latest") -> tuple[RunConfig, GNM, int]:
-    """(config, model in eval mode on `device`, step) from a run folder or a checkpoint file."""
+def load_model(run: Path, device: torch.device, which: str = "latest") -> tuple[RunConfig, nn.Module, int]:
+    """(config, model of its kind in eval mode on `device`, step) from a run folder or a checkpoint file."""
     path = resolve_checkpoint(run, which)
     state = load_checkpoint(path)
     cfg = run_config_from_dict(state["config"])
-    model = GNM(cfg.model)
+    model = build_model(cfg.model)
     model.load_state_dict(state["model"])
     return cfg, model.to(device).eval(), int(state["step"])

@@ -1,10 +1,11 @@
 """The training loop: the same code for one process alone and for each rank under torchrun.
 
-Per step: schedule coefficients -> forward (bf16 autocast on CUDA) -> backward -> grad-norm
-clip -> optimiser step, unless the loss or gradient norm is non-finite on any rank (then
-the step is skipped and counted; max_nonfinite in a row stop the run). Around the steps,
-rank 0 logs, draws pictures, judges prior samples and writes checkpoints; everything it does
-besides training runs under a forked RNG, so logging never changes what is trained.
+Per step: schedule coefficients and learning rate (train.lr_scale) -> forward (bf16 autocast
+on CUDA) -> backward -> grad-norm clip -> optimiser step, unless the loss or gradient norm is
+non-finite on any rank (then the step is skipped and counted; max_nonfinite in a row stop the
+run). Around the steps, rank 0 logs, draws pictures, judges prior samples and writes
+checkpoints; everything it does besides training runs under a forked RNG, so logging never
+changes what is trained.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from gnm.config import RUN_CONFIG_NAME, RunConfig, TrainConfig, save_run_config, to_plain
-from gnm.model import GNM
+from gnm.model import GNMSample, build_model
 from gnm.model.runtime import keep_freed_memory
 from gnm.train.checkpoint import (
     BEST_NAME,
@@ -67,6 +68,17 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     return torch.optim.RMSprop(model.parameters(), lr=cfg.lr)
 
 
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of optimiser step `step` (0-based): cfg.lr * cfg.lr_scale at that step."""
+    return cfg.lr * cfg.lr_scale.at(step)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Use `lr` for every parameter group from the next optimiser step on."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def noise_seed(seed: int, rank: int, step: int) -> int:
     """Seed of a rank's sampling noise from `step` on (distinct per rank, run seed and step)."""
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
@@ -78,7 +90,7 @@ def train_step(
 ) -> tuple[bool, Any, torch.Tensor]:
     """One optimisation step on images [B, C, H, W]: forward (bf16 autocast if amp), backward,
     grad-norm clip (grad_clip <= 0: none), optimiser step unless the loss or the gradient norm
-    is non-finite on any rank. Returns (applied, GNMOutput, gradient norm)."""
+    is non-finite on any rank. Returns (applied, the model's output, gradient norm)."""
     x = images.to(ctx.device, non_blocking=True).contiguous(memory_format=memory_format)
     with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
         out = net(x, coeffs)
@@ -129,7 +141,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
 
         torch.manual_seed(self.tc.seed)  # same initial weights on every rank
-        self.model = GNM(cfg.model).to(self.device, memory_format=self.memory_format)
+        self.model = build_model(cfg.model).to(self.device, memory_format=self.memory_format)
         self.optimizer = make_optimizer(self.tc, self.model)
         self.step, self.skipped, self.streak = 0, 0, 0
         self.best_s_acc: float | None = None
@@ -221,7 +233,8 @@ class Trainer:
             finally:
                 self.model.train()
 
-    def _log_scalars(self, coeffs: dict[str, float], norm: torch.Tensor, window_s: float, window_steps: int) -> None:
+    def _log_scalars(self, coeffs: dict[str, float], lr: float, norm: torch.Tensor, window_s: float,
+                     window_steps: int) -> None:
         losses = self.meter.pop_means(self.ctx)  # collective
         if not self.ctx.is_main:
             return
@@ -233,14 +246,17 @@ class Trainer:
             "images_per_s": window_steps * self.tc.batch_size / window_s,
             "ms_per_step": 1000 * window_s / window_steps,
         })
-        self.logbook.scalars(self.step, "train", {"grad_norm": float(norm), "skipped": self.skipped})
+        self.logbook.scalars(self.step, "train", {"grad_norm": float(norm), "skipped": self.skipped, "lr": lr})
 
     def _log_pictures(self, images: torch.Tensor, out: Any) -> None:
-        """This step's inputs above their reconstructions with the inferred boxes; prior samples."""
+        """This step's inputs above their reconstructions (with the inferred boxes, for models
+        that have boxes); prior samples."""
         assert self.logbook is not None
         n = min(N_PICTURES, len(images))
-        boxed = with_boxes(out.recon[:n], out.sample.boxes[:n], out.sample.pres[:n] > 0.5)
-        self.logbook.image(self.step, "reconstruction", grid(torch.cat([rgb(to_uint8(images[:n])), boxed]), nrow=n))
+        sample = out.sample
+        recon = (with_boxes(out.recon[:n], sample.boxes[:n], sample.pres[:n] > 0.5) if isinstance(sample, GNMSample)
+                 else rgb(to_uint8(out.recon[:n])))
+        self.logbook.image(self.step, "reconstruction", grid(torch.cat([rgb(to_uint8(images[:n])), recon]), nrow=n))
         with self._aside():
             self.logbook.image(self.step, "prior_samples", grid(sample_images(self.model, n, self.tc.seed, self.device), nrow=n))
 
@@ -282,6 +298,8 @@ class Trainer:
             while self.step < total:
                 images = next(batches)
                 coeffs = coefficients(self.cfg.schedule, self.step)
+                lr = learning_rate(self.tc, self.step)
+                set_learning_rate(self.optimizer, lr)
                 applied, out, norm = train_step(self.net, self.optimizer, images, coeffs, self.ctx, amp=self.amp,
                                                 memory_format=self.memory_format, grad_clip=self.tc.grad_clip)
                 if applied:
@@ -292,7 +310,7 @@ class Trainer:
                 self._count(applied)
                 done = self.step == total
                 if self.step % self.tc.log_every == 0 or done:
-                    self._log_scalars(coeffs, norm, time.perf_counter() - window_start, window_steps)
+                    self._log_scalars(coeffs, lr, norm, time.perf_counter() - window_start, window_steps)
                     window_start, window_steps = time.perf_counter(), 0
                 if self.ctx.is_main and (self.step % self.tc.image_every == 0 or done):
                     self._log_pictures(images, out)

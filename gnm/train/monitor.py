@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from gnm.model import GNM
+from gnm.model import GenerativeModel
 from gnm.train.images import grid
 from scenegen.preview import save_png
 from scenegen.errors import UserError
@@ -32,7 +32,7 @@ class StructureResult:
 
 
 @torch.no_grad()
-def sample_images(model: GNM, n: int, seed: int, device: torch.device) -> torch.Tensor:
+def sample_images(model: GenerativeModel, n: int, seed: int, device: torch.device) -> torch.Tensor:
     """n prior samples [n, C, H, W] in [0, 1] on the CPU, the same for the same weights and seed."""
     generator = torch.Generator(device=device).manual_seed(seed)
     chunks = [model.sample(min(SAMPLE_CHUNK, n - i), generator=generator).image.float().cpu() for i in range(0, n, SAMPLE_CHUNK)]
@@ -60,7 +60,7 @@ class StructureMonitor:
                 self.say(f"structure check off: no rule checker for {self.dataset_name!r} ({err}); saving sample grids only")
         return self._checker
 
-    def __call__(self, model: GNM, step: int, device: torch.device) -> StructureResult:
+    def __call__(self, model: GenerativeModel, step: int, device: torch.device) -> StructureResult:
         images = sample_images(model, self.n, self.seed, device)
         grid_path = self.out_dir / f"samples-{step:08d}.png"
         save_png(grid_path, grid(images[:64]))
