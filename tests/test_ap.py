@@ -1,12 +1,19 @@
-"""Box AP against hand-computed values (COCO 101-point and VOC/SPACE 11-point interpolation)."""
+"""Box AP (pycocotools' COCOeval behind our wrapper) against hand-computed values, with COCO's
+101-point and VOC/SPACE's 11-point interpolation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gnm.eval.ap import Detections, average_precision, box_ap, ground_truth_boxes, infer_detections
-from gnm.model import GNM, ModelConfig
+from gnm.eval.ap import (
+    Detections,
+    average_precision,
+    box_ap,
+    ground_truth_boxes,
+    present_detections,
+    target_boxes,
+)
 
 
 def dets(*rows: tuple[float, float, float, float, float]) -> Detections:
@@ -32,6 +39,10 @@ def test_hand_computed_example():
     assert average_precision(DETS, GT, 0.5, recall_points=11) == pytest.approx((4 + 7 * 0.75) / 11)
     # IoU 0.75: envelope 1 up to recall 1/3, 2/3 up to recall 2/3 (33 points), nothing beyond.
     assert average_precision(DETS, GT, 0.75) == pytest.approx((34 + 33 * 2 / 3) / 101)
+    summary = box_ap(DETS, GT)  # the keys name their interpolation
+    assert summary["ap50"] == pytest.approx((34 * 1 + 67 * 0.75) / 101)
+    assert summary["ap50_11pt"] == pytest.approx((4 + 7 * 0.75) / 11)
+    assert summary["ap75"] == pytest.approx((34 + 33 * 2 / 3) / 101)
 
 
 def test_perfect_and_empty_detections():
@@ -59,17 +70,17 @@ def test_detection_takes_the_unmatched_box_of_highest_iou():
     assert average_precision(found, gt, 0.6) == pytest.approx(1)
 
 
-def test_ground_truth_padding_is_dropped():
+def test_ground_truth_padding_is_dropped_and_frames_are_preferred():
     target = {"boxes": boxes((1, 2, 3, 4), (0, 0, 0, 0)), "labels": torch.tensor([7, -1]), "num_objects": 1}
-    assert ground_truth_boxes([target])[0].tolist() == [[1, 2, 3, 4]]
+    padded = target_boxes(target)[None]
+    assert [b.tolist() for b in ground_truth_boxes(padded, target["labels"][None])] == [[[1, 2, 3, 4]]]
+    framed = {**target, "frames": boxes((0, 0, 8, 8), (0, 0, 0, 0))}
+    assert target_boxes(framed)[0].tolist() == [0, 0, 8, 8]
 
 
-def test_inferred_detections_are_present_cells_with_their_probability():
-    torch.manual_seed(0)
-    model = GNM(ModelConfig()).eval()
-    images = torch.rand(2, 1, 128, 128)
-    found = infer_detections(model, images)
-    inferred = model.infer(images)
-    for d, pres, all_boxes in zip(found, inferred.pres, inferred.boxes):
-        assert d.boxes.shape == (int(pres.sum()), 4) and torch.equal(d.boxes, all_boxes[pres > 0.5])
-        assert ((d.scores > 0.5) & (d.scores <= 1)).all()
+def test_detections_are_present_cells_with_their_probability():
+    cell_boxes = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 3, 4)
+    prob = torch.tensor([[0.9, 0.2, 0.6], [0.1, 0.5, 0.3]])
+    found = present_detections(cell_boxes, prob)
+    assert torch.equal(found[0].boxes, cell_boxes[0, [0, 2]]) and torch.equal(found[0].scores, prob[0, [0, 2]])
+    assert len(found[1].boxes) == 0  # 0.5 is not above the threshold

@@ -41,7 +41,7 @@ def test_train_sample_reconstruct_eval_info(mnist4_split, tmp_path):
     recon = gnm("reconstruct", "--run", run, "--data", mnist4_split, "--out", tmp_path / "r.png", "--n", 3, "--device", "cpu")
     assert recon.exit_code == 0 and Image.open(tmp_path / "r.png").size == (2 + 3 * 130, 2 + 2 * 130)
 
-    evaluated = gnm("eval", "--run", run, "--data", mnist4_split, "--json", tmp_path / "e.json", "--n-samples", 0, "--device", "cpu")
+    evaluated = gnm("eval", "--run", run, "--data", mnist4_split, "--json", tmp_path / "e.json", "--metrics", "ap", "--device", "cpu")
     assert evaluated.exit_code == 0, evaluated.output
     results = json.loads((tmp_path / "e.json").read_text())
     assert results["step"] == 3 and results["n_images"] == 60 and 0 <= results["ap50"] <= 1

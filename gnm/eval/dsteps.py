@@ -7,11 +7,15 @@ reaches the target accuracy is reported as censored at the step cap.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
+
+from gnm.train.images import new_figure, save_figure
 
 # A source of images: given a batch size and a torch.Generator, returns float [B, C, H, W] in [0, 1].
 ImageSource = Callable[[int, torch.Generator], Tensor]
@@ -97,3 +101,16 @@ def mean_d_steps(real: ImageSource, fake: ImageSource, seeds: tuple[int, ...] = 
     """D-Steps averaged over seeds (censored runs count at the cap), with every run's result."""
     results = [d_steps(real, fake, seed, cfg, device) for seed in seeds]
     return sum(r.steps for r in results) / len(results), results
+
+
+def plot_curves(results: Sequence[DStepsResult], target: float, path: Path) -> Path:
+    """Held-out accuracy against the step, one line per seed (results[i] is seed i), as a PNG."""
+    fig, ax = new_figure(6, 4)
+    for seed, result in enumerate(results):
+        steps, accuracy = zip(*result.curve) if result.curve else ((), ())
+        ax.plot(steps, accuracy, marker=".", linewidth=1, label=f"seed {seed}" + (" (censored)" if result.censored else ""))
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+    ax.set(xlabel="classifier step", ylabel="held-out accuracy", ylim=(0.0, 1.0), title="D-Steps")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torchvision.utils import make_grid
 
-from scenegen.preview import annotate
+from scenegen.preview import annotate, save_png
 
 BOX_COLOR = (255, 64, 64)
 
@@ -41,3 +44,24 @@ def grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     as_uint8 = images if images.dtype == torch.uint8 else to_uint8(images)
     nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
     return make_grid(as_uint8, nrow=nrow, padding=2, pad_value=128)
+
+
+def new_figure(width: float, height: float) -> tuple[Any, Any]:
+    """A matplotlib (figure, axes) of the given size in inches, drawn off-screen (Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 100) -> Path:
+    """Render a matplotlib figure and write it as PNG atomically (scenegen.preview.save_png); closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    pixels = np.array(fig.canvas.buffer_rgba())[..., :3]  # a copy: the canvas goes with the figure
+    plt.close(fig)
+    return save_png(path, torch.from_numpy(pixels).permute(2, 0, 1))

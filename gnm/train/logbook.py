@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from gnm.train.images import new_figure, save_figure
+
 METRICS_NAME = "metrics.jsonl"
 CURVES_NAME = "curves.png"
 
@@ -47,20 +49,12 @@ def read_metrics(run_dir: Path, group: str) -> list[dict[str, float]]:
 
 
 def plot_curves(run_dir: Path, group: str = "loss") -> Path | None:
-    """Draw every term of `group` against the step (symlog scale) into RUN/curves.png.
-    Needs matplotlib; returns None without it or without records."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+    """Draw every term of `group` against the step (symlog scale) into RUN/curves.png; None without records."""
     records = read_metrics(run_dir, group)
     names = sorted({k for r in records for k in r} - {"step", "group"})
     if not names:
         return None
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = new_figure(9, 5)
     for name in names:
         points = [(r["step"], r[name]) for r in records if name in r]
         ax.plot(*zip(*points), linewidth=1, label=name)
@@ -68,7 +62,5 @@ def plot_curves(run_dir: Path, group: str = "loss") -> Path | None:
     ax.set_xlabel("step")
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(alpha=0.3)
-    path = run_dir / CURVES_NAME
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    fig.tight_layout()
+    return save_figure(fig, run_dir / CURVES_NAME, dpi=80)

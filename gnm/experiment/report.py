@@ -1,0 +1,78 @@
+"""The table as Markdown and CSV in the paper's layout, and the discriminator curves (Figure 4, right)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gnm.experiment.tables import Table
+from gnm.train.images import new_figure, save_figure
+
+# (row label, dataset) -> the run's eval results, or None when the row has no recipe (not implemented)
+ResultGrid = dict[tuple[str, str], "Mapping[str, Any] | None"]
+NOT_IMPLEMENTED = "n/i"
+NOT_APPLICABLE = "n/a"
+DECIMALS = {"s_acc": 3, "ll": 0, "ap50": 3, "ap50_95": 3, "zwhat_acc": 3}
+
+
+def cell(results: Mapping[str, Any] | None, key: str) -> str:
+    """One table cell: the value formatted as the paper prints it; D-Steps censored at the cap as '>=cap'."""
+    if results is None:
+        return NOT_IMPLEMENTED
+    value = results.get(key)
+    if value is None:
+        return NOT_APPLICABLE
+    if key == "dsteps":
+        return f">={value:.0f}" if all(results.get("dsteps_censored") or [False]) else f"{value:.0f}"
+    return f"{value:.{DECIMALS.get(key, 3)}f}"
+
+
+def table_rows(table: Table, datasets: tuple[str, ...], results: ResultGrid) -> list[list[str]]:
+    """Header row ('Model', 'DATASET METRIC', ...) then one row per model."""
+    header = ["Model", *(f"{d} {name}" for d in datasets for name, _ in table.metrics)]
+    body = [[row.label, *(cell(results.get((row.label, d)), key) for d in datasets for _, key in table.metrics)]
+            for row in table.rows]
+    return [header, *body]
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write text to path through a temp file and a rename (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_table(table: Table, datasets: tuple[str, ...], results: ResultGrid, out: Path) -> list[Path]:
+    """OUT/TABLE.md and OUT/TABLE.csv; n/i: no implementation (recipe) for the row, n/a: metric not applicable."""
+    rows = table_rows(table, datasets, results)
+    markdown = "\n".join([f"{table.title}\n", "| " + " | ".join(rows[0]) + " |",
+                          "|" + "---|" * len(rows[0]), *("| " + " | ".join(r) + " |" for r in rows[1:])])
+    notes = sorted({f"- {label} on {d}: {note}" for (label, d), res in results.items() if res
+                    for note in res.get("notes", {}).values()})
+    legend = f"\n\n{NOT_IMPLEMENTED}: model not implemented (no recipe); {NOT_APPLICABLE}: metric not applicable or not computable.\n"
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return [write_atomic(out / f"{table.name}.md", markdown + legend + "\n".join(notes) + "\n"),
+            write_atomic(out / f"{table.name}.csv", buffer.getvalue())]
+
+
+def write_curves(table: Table, dataset: str, results: ResultGrid, out: Path) -> Path:
+    """Held-out accuracy of the real-vs-generated classifier against its step, one line per model
+    (seed 0's run), as OUT/TABLE-dsteps-DATASET.png."""
+    fig, ax = new_figure(6, 4)
+    for row in table.rows:
+        curves = (results.get((row.label, dataset)) or {}).get("dsteps_curve_points")
+        if curves and curves[0]:
+            steps, accuracy = zip(*curves[0])
+            ax.plot(steps, accuracy, linewidth=1.2, label=row.label)
+    ax.axhline(0.9, color="grey", linestyle="--", linewidth=1)
+    ax.set(xlabel="discriminator step", ylabel="held-out accuracy", ylim=(0.4, 1.0), title=f"{dataset}: D-Steps")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, out / f"{table.name}-dsteps-{dataset}.png")
