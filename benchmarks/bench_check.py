@@ -2,7 +2,8 @@
 
 The images are real test scenes made in memory (MNIST-10 by default: ten digits each, the most work per
 image). The recogniser is loaded from the cache, or fitted once first (not timed). Prints seconds,
-images/s and the ratio to the target.
+images/s, the CPU seconds, the ratio to the target, torch's thread count and the machine's load average (on a shared
+machine the wall time depends on it).
 
     python benchmarks/bench_check.py [--dataset mnist10] [--n 10000] [--digits bundled]
 """
@@ -10,12 +11,13 @@ images/s and the ratio to the target.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
+import torch
 
 from scenegen.check import RuleChecker, summarize
-from scenegen.datasets import get_spec
 from scenegen.seeds import shard_rng
 
 TARGET_SECONDS = 60.0
@@ -33,13 +35,14 @@ def main() -> None:
     scenes = spec.make_shard(cfg, "test", shard_rng(0, "bench", 0), args.n, spec.prepare(cfg, "test", {"digits": args.digits}))
     images = np.stack([s.image[:, :, 0] for s in scenes])  # uint8 [N, 128, 128]
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     verdicts = checker.check(images)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     summary = summarize(verdicts)
-    print(f"{args.dataset}: checked {args.n} images in {seconds:.1f} s = {args.n / seconds:.0f} images/s "
+    print(f"{args.dataset}: checked {args.n} images in {seconds:.1f} s ({cpu:.1f} s of CPU) = {args.n / seconds:.0f} images/s "
           f"(target {TARGET_SECONDS:.0f} s for 10,000: {seconds / args.n * 10_000 / TARGET_SECONDS:.2f} of it); "
-          f"S-Acc of these real scenes {summary.s_acc:.3f}")
+          f"S-Acc of these real scenes {summary.s_acc:.3f}; {torch.get_num_threads()} torch threads, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -83,10 +83,15 @@ def shard_attrs(path: Path) -> dict[str, Any]:
             missing = [k for k in REQUIRED if k not in f]
             attrs["n"] = int(f["images"].shape[0]) if "images" in f else 0
     except OSError as exc:
-        raise UserError(f"{path} is corrupt or truncated ({exc.__class__.__name__}); delete it and re-run `scenegen make` to remake it")
+        raise _corrupt(path, exc)
     if missing:
         raise UserError(f"{path} lacks the datasets {missing}; it is not a scenegen shard")
     return {key: _plain(value) for key, value in attrs.items()}
+
+
+def _corrupt(path: Path, exc: OSError) -> UserError:
+    """The error that names a shard h5py cannot read."""
+    return UserError(f"{path} is corrupt or truncated ({exc.__class__.__name__}); delete it and re-run `scenegen make` to remake it")
 
 
 def _plain(value: Any) -> Any:
@@ -96,10 +101,19 @@ def _plain(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
 
 
+def read_images(path: Path) -> np.ndarray:
+    """A shard's images only (uint8 [N, H, W, C]), without loading its other datasets."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f["images"][()]
+    except OSError as exc:
+        raise _corrupt(path, exc)
+
+
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every dataset of a shard, loaded into memory (for tests, checks and small shards)."""
     try:
         with h5py.File(path, "r") as f:
             return {key: f[key][()] for key in f}
     except OSError as exc:
-        raise UserError(f"{path} is corrupt or truncated ({exc.__class__.__name__}); delete it and re-run `scenegen make` to remake it")
+        raise _corrupt(path, exc)

@@ -10,9 +10,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from scenegen import shards
 from scenegen.check.inputs import load_images, to_grey
 from scenegen.cli import app
 from scenegen.errors import UserError
+from scenegen.shards import read_arrays, read_images
 
 RNG = np.random.default_rng(0)
 GREY = RNG.integers(0, 256, size=(3, 16, 16), dtype=np.uint8)  # [N, H, W] uint8
@@ -76,6 +78,21 @@ def test_shard_folder_and_file_bring_their_dataset_and_config(tmp_path: Path) ->
     np.testing.assert_array_equal(one.images, folder.images[4:])
 
 
+def test_shards_are_read_for_their_images_only(tmp_path: Path, monkeypatch) -> None:
+    result = CliRunner().invoke(app, ["make", "mnist4", "--n", "3", "--out", str(tmp_path), "--digits", "bundled", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    shard = tmp_path / "train" / "shard-00000.h5"
+    expected = read_arrays(shard)["images"]
+
+    def refuse(path: Path) -> None:
+        raise AssertionError("read_arrays loads every dataset of a shard")
+
+    monkeypatch.setattr(shards, "read_arrays", refuse)
+    np.testing.assert_array_equal(read_images(shard), expected)
+    for path in (tmp_path / "train", shard):
+        np.testing.assert_allclose(load_images(path).images, expected[..., 0] / 255, atol=1e-6)
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda p: p, "holds no images"),  # empty folder
     (lambda p: p / "missing.npy", "does not exist"),
@@ -103,4 +120,4 @@ def test_check_cli_errors_are_one_line(tmp_path: Path) -> None:
     no_name = runner.invoke(app, ["check", str(tmp_path / "a.npy")])
     assert "pass --dataset" in str(no_name.exception)
     arrow = runner.invoke(app, ["check", str(tmp_path / "a.npy"), "--dataset", "arrow-room"])
-    assert "knows the rules of mnist4, mnist10, mnist4-10" in str(arrow.exception)
+    assert "no fitted Arrow Room checker" in str(arrow.exception)  # Arrow Room has its own checker (check/arrow)

@@ -21,6 +21,7 @@ from scenegen.check.augment import gaussian_blur
 from scenegen.check.calibrate import REAL_MIN, VIOLATION_MAX, calibrate
 from scenegen.cli import app
 from scenegen.datasets import get_spec
+from scenegen.datasets.mnist_common import MNIST_FAMILY
 from scenegen.errors import UserError
 from scenegen.seeds import shard_rng
 
@@ -88,37 +89,38 @@ def test_slightly_blurred_real_scenes_still_pass(checker: RuleChecker) -> None:
     assert summarize(checker.check(blurred)).s_acc >= 0.85
 
 
-# Real test scenes: the issue's target is 0.99. With the bundled digits (400 train digits per class) the
-# recogniser misreads a few of the 1,000 test digits, and every MNIST-10 scene shows ten of them, so the
-# measured rates (docs/checker.md) stay under it there; these floors guard what is reached.
-REAL_FLOOR = {"mnist4": 0.97, "mnist10": 0.93, "mnist4-10": 0.95}
+# Real test scenes: the target is 0.99 (REAL_MIN). MNIST-4 meets it. On MNIST-10 and MNIST-4-10 the bundled
+# digits' recogniser still rules out the right class of one or two odd test 2s (a looped 2 read as a 9),
+# and every MNIST-10 scene shows one of the 100 test 2s (docs/checker.md, Calibration); these floors
+# guard what is reached there.
+REAL_FLOOR = {"mnist4": REAL_MIN, "mnist10": 0.95, "mnist4-10": 0.97}
+BELOW_TARGET = pytest.mark.xfail(reason="bundled digits: see REAL_FLOOR and docs/checker.md", strict=False)
 
 
 @pytest.fixture(scope="module")
 def calibration(cache: Path) -> dict[str, dict[str, dict]]:
     tables = {}
-    for dataset in REAL_FLOOR:
+    for dataset in MNIST_FAMILY:
         result = calibrate(dataset, n=CALIBRATION_N, digits="bundled", cache=cache, progress=False)
         tables[dataset] = {r["scenes"]: r for r in result["rows"]}
     return tables
 
 
-@pytest.mark.parametrize("dataset", list(REAL_FLOOR))
+@pytest.mark.parametrize("dataset", MNIST_FAMILY)
 def test_calibration_every_violation_fails(dataset: str, calibration) -> None:
     for name, row in calibration[dataset].items():
         if name != "real":
             assert row["pass_rate"] <= VIOLATION_MAX, row
 
 
-@pytest.mark.parametrize("dataset", list(REAL_FLOOR))
+@pytest.mark.parametrize("dataset", MNIST_FAMILY)
 def test_calibration_real_scenes_pass(dataset: str, calibration) -> None:
     assert calibration[dataset]["real"]["pass_rate"] >= REAL_FLOOR[dataset], calibration[dataset]["real"]
 
 
-@pytest.mark.xfail(reason="bundled digits: see REAL_FLOOR and docs/checker.md", strict=False)
-@pytest.mark.parametrize("dataset", list(REAL_FLOOR))
+@pytest.mark.parametrize("dataset", [d if REAL_FLOOR[d] >= REAL_MIN else pytest.param(d, marks=BELOW_TARGET) for d in MNIST_FAMILY])
 def test_calibration_real_target(dataset: str, calibration) -> None:
-    assert calibration[dataset]["real"]["pass_rate"] >= REAL_MIN
+    assert calibration[dataset]["real"]["pass_rate"] >= REAL_MIN, calibration[dataset]["real"]
 
 
 def test_check_cli_on_a_generated_split(tmp_path: Path, cache: Path) -> None:

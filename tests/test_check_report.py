@@ -11,6 +11,7 @@ from PIL import Image
 from scipy.stats import binomtest
 
 from scenegen.check import DetectedObject, JudgeSettings, RuleChecker, Verdict, summarize
+from scenegen.check.judge import rule_depth
 from scenegen.check.recogniser import CLASSES, GARBAGE, Reading
 from scenegen.check.report import report, verdict_grid, wilson_interval, write_json
 from scenegen.datasets import get_spec
@@ -59,12 +60,12 @@ def test_verdict_grid_frames_pass_green_and_fail_red(tmp_path: Path) -> None:
 CENTRES = [(20, 30), (108, 30), (108, 98), (20, 98)]
 
 
-def reading(probs: list[dict[int, float]]) -> Reading:
+def reading(probs: list[dict[int, float]], centres: list[tuple[int, int]] = CENTRES) -> Reading:
     p = np.zeros((len(probs), CLASSES))
     for row, values in zip(p, probs):
         for c, v in values.items():
             row[c] = v
-    boxes = np.array([(x - 6, y - 8, x + 6, y + 8) for x, y in CENTRES[: len(probs)]], dtype=np.float64)
+    boxes = np.array([(x - 6, y - 8, x + 6, y + 8) for x, y in centres[: len(probs)]], dtype=np.float64)
     return Reading(boxes, p)
 
 
@@ -102,3 +103,23 @@ def test_clearly_wrong_digit_fails_with_the_rule(judge) -> None:
 
 def test_missing_digit_fails_count(judge) -> None:
     assert judge.judge(reading([{2: 1.0}, {3: 1.0}, {4: 1.0}])).rule == "count"
+
+
+def test_failure_reason_comes_from_the_reading_that_gets_furthest(judge) -> None:
+    """Read at its best the 3 is an 8 (class_order fails); read as the plausible 3 every class is right,
+    and the rule the scene really breaks, symmetry (the 5 sits 10 px too low), is the reason."""
+    asymmetric = [CENTRES[0], CENTRES[1], (108, 108), CENTRES[3]]
+    verdict = judge.judge(reading([{2: 1.0}, {8: 0.7, 3: 0.3}, {4: 1.0}, {5: 1.0}], asymmetric))
+    assert not verdict.ok and verdict.rule == "symmetry"
+    assert [o.label for o in verdict.objects] == [2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("dataset,reason,depth", [
+    ("mnist4", "count: 3 digits, expected 4", (0,)),
+    ("mnist10", "shared_layout: 0 and 8 differ by 5.0 px", (4,)),
+    ("mnist4-10", "count: 5 digits, expected 4 or 10", (0,)),
+    ("mnist4-10", "variant: as mnist10, classes: missing classes [2], repeated classes [9]", (1, 1)),
+    ("mnist4-10", "variant: as mnist4, symmetry: the 3 is 4.0 px off", (1, 3)),
+])
+def test_rule_depth_follows_the_rule_order_into_variants(dataset, reason, depth) -> None:
+    assert rule_depth(get_spec(dataset), reason) == depth

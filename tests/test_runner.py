@@ -139,7 +139,8 @@ def test_two_cluster_jobs_then_index_equal_one_run(tmp_path):
         (["preview", "{tmp}/foreign"], "holds no shards"),
     ],
 )
-def test_bad_input_is_one_clear_line(tmp_path, args, message):
+def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)  # the default --out (./data/DATASET) must not meet a split made before
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "foreign" / "train").mkdir(parents=True)
     (tmp_path / "foreign" / "train" / "notes.txt").write_text("mine")

@@ -21,14 +21,14 @@ import torch
 
 from scenegen.check.detect import DetectSettings
 from scenegen.check.fit import FitSettings, fit_net, training_data
-from scenegen.check.recogniser import DigitNet
+from scenegen.check.recogniser import DigitEnsemble
 from scenegen.datasets.mnist4_10 import Mnist4_10Config
 from scenegen.datasets.mnist_common import prepare
 from scenegen.errors import UserError
 
 ENV = "SCENEGEN_CACHE"
 WEIGHTS, META = "recogniser.pt", "meta.json"
-VERSION = 1  # bump when the network or the crop normalisation changes
+VERSION = 2  # bump when the network, its training or the crop normalisation changes (2: an ensemble of nets)
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,13 @@ def cache_root(cache: Path | None = None) -> Path:
 
 
 def load_or_fit(image_size: int, digit_size: int, digits: str, cache: Path | None = None, fit: FitSettings | None = None,
-                detect: DetectSettings | None = None, progress: bool = True) -> tuple[DigitNet, RecogniserConfig]:
+                detect: DetectSettings | None = None, progress: bool = True) -> tuple[DigitEnsemble, RecogniserConfig]:
     """The cached classifier for this image and digit size and digit source; fitted and cached when missing."""
     train_cfg = Mnist4_10Config(image_size=image_size, digit_size=digit_size)
     resources = prepare(train_cfg, "train", {"digits": digits})
     config = RecogniserConfig(image_size, digit_size, resources.pool().sha256, detect or DetectSettings(), fit or FitSettings())
     folder = cache_root(cache) / f"mnist-{config.key()}"
-    net = DigitNet()
+    net = DigitEnsemble(config.fit.nets)
     if (folder / WEIGHTS).is_file():
         try:
             net.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
@@ -81,7 +81,7 @@ def load_or_fit(image_size: int, digit_size: int, digits: str, cache: Path | Non
     return net, config
 
 
-def _save(folder: Path, net: DigitNet, meta: dict) -> None:
+def _save(folder: Path, net: DigitEnsemble, meta: dict) -> None:
     """Write meta.json, then the weights, each to a temp name and renamed (readers never see half a file)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -40,20 +40,24 @@ def calibrate(dataset: str, n: int = 500, config: dict[str, Any] | None = None, 
         rows.append({"scenes": name, "breaks": rule, "n": summary.n, "passed": summary.passed, "pass_rate": summary.s_acc,
                      "ci95": list(summary.ci95), "meets_target": bool(target), "reasons": summary.reasons})
     return {
-        "dataset": dataset, "config": cfg.to_dict(), "digits": resources.source.describe(), "n": n, "seed": seed,
+        "dataset": dataset, "config": cfg.to_dict(), "source": resources.source.describe(), "n": n, "seed": seed,
         "targets": {"real_min": REAL_MIN, "violation_max": VIOLATION_MAX},
         "check_seconds": round(time.perf_counter() - start, 1), "meets_all": all(r["meets_target"] for r in rows), "rows": rows,
     }
 
 
 def format_table(result: dict[str, Any]) -> list[str]:
-    """Printable lines: one row per kind of scene with its pass rate and whether it meets its target."""
-    lines = [f"{result['dataset']}: {result['n']} test scenes per row ({result['digits']})",
-             f"  {'scenes':<20} {'breaks':<40} {'pass rate':>9}  95% CI         target"]
+    """Printable lines: one row per kind of scene with its n, pass rate and whether it meets its target
+    (result["targets"]); then the kinds that had no scenes (result["missing"], if any)."""
+    targets = result["targets"]
+    lines = [f"{result['dataset']}: up to {result['n']} test scenes per row ({result['source']})",
+             f"  {'scenes':<20} {'breaks':<40} {'n':>5} {'pass rate':>9}  95% CI         target"]
     for r in result["rows"]:
-        target = f">= {REAL_MIN}" if r["scenes"] == REAL else f"<= {VIOLATION_MAX}"
+        target = f">= {targets['real_min']}" if r["scenes"] == REAL else f"<= {targets['violation_max']}"
         mark = "ok" if r["meets_target"] else "MISSED"
         lo, hi = r["ci95"]
-        lines.append(f"  {r['scenes']:<20} {r['breaks'] or '-':<40} {r['pass_rate']:9.3f}  {lo:.3f}-{hi:.3f}  {target} {mark}")
+        lines.append(f"  {r['scenes']:<20} {r['breaks'] or '-':<40} {r['n']:5d} {r['pass_rate']:9.3f}  {lo:.3f}-{hi:.3f}  {target} {mark}")
+    if result.get("missing"):
+        lines.append(f"no scenes for: {', '.join(result['missing'])}")
     lines.append("all targets met" if result["meets_all"] else "some targets missed")
     return lines

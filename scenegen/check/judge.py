@@ -7,9 +7,10 @@ Decision per image:
 2. A reading assigns each object a class: its best one, or another whose probability is at least
    `plausible` times the best one's (the probabilities of a reading's changed classes, relative to
    the best, must multiply to at least `plausible` too). The image passes when some reading obeys
-   every rule, trying readings from the most probable down; otherwise it fails with the reason the
-   most probable reading gives. This is the benefit of the doubt a human judge gives an ambiguous
-   digit, bounded so that a clearly written wrong digit is never read as the right one.
+   every rule, trying readings from the most probable down; otherwise it fails with the reason of the
+   reading that gets furthest through the rules in their order (`rule_depth`; the most probable of
+   those) and shows that reading's classes. This is the benefit of the doubt a human judge gives an
+   ambiguous digit, bounded so that a clearly written wrong digit is never read as the right one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,7 +30,11 @@ from scenegen.datasets.base import DatasetSpec, Layout
 from scenegen.datasets.mnist_common import MNIST_FAMILY, MnistConfig
 from scenegen.errors import UserError
 
+if TYPE_CHECKING:
+    from scenegen.check.arrow.checker import ArrowChecker
+
 UNRECOGNISABLE = "unrecognisable"
+ARROW_ROOM = "arrow-room"  # judged by scenegen.check.arrow
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,18 @@ class JudgeSettings:
     read: ReadSettings = field(default_factory=ReadSettings)
     plausible: float = 0.01
     max_ambiguous: int = 4
+
+
+def rule_depth(spec: DatasetSpec, reason: str) -> tuple[int, ...]:
+    """How far a layout that fails with `reason` ('rule: why') got through spec's rules: the position
+    of the broken rule; for a rule that applies another dataset's rules (MNIST-4-10's
+    'variant: as mnist10, classes: ...') followed by the position within those."""
+    name, _, why = reason.partition(": ")
+    depth = ([rule for rule, _ in spec.rules].index(name),)
+    inner, _, rest = why.removeprefix("as ").partition(", ")
+    if why.startswith("as ") and inner in MNIST_FAMILY:
+        return depth + rule_depth(get_spec(inner), rest)
+    return depth
 
 
 @dataclass(frozen=True)
@@ -74,16 +91,22 @@ class RuleChecker:
 
     @classmethod
     def for_dataset(cls, name: str, config: dict[str, Any] | None = None, cache: Path | None = None, digits: str = "auto",
-                    settings: JudgeSettings | None = None, progress: bool = True, **fit: Any) -> "RuleChecker":
+                    settings: JudgeSettings | None = None, progress: bool = True, train: Path | None = None,
+                    **fit: Any) -> "RuleChecker | ArrowChecker":
         """The checker for a dataset and config (defaults where config is None); fits and caches the
         recogniser on first use. digits: the MNIST source to fit on (as `scenegen make --digits`);
-        fit: FitSettings overrides (e.g. scenes=4000 for a quick fit)."""
+        train: Arrow Room's rendered train split, or folder of splits, to fit on (None: the latest fitted recogniser);
+        fit: FitSettings (ArrowFitSettings) overrides (e.g. scenes=4000 for a quick fit)."""
         from scenegen.check.cache import load_or_fit
         from scenegen.check.fit import FitSettings
 
+        if name == ARROW_ROOM:
+            from scenegen.check.arrow.checker import ArrowChecker
+
+            return ArrowChecker.for_dataset(config, train=train, cache=cache, progress=progress, **fit)
         spec = get_spec(name)
         if name not in MNIST_FAMILY:
-            raise UserError(f"scenegen check knows the rules of {', '.join(MNIST_FAMILY)}, not {name}")
+            raise UserError(f"scenegen check knows the rules of {', '.join(MNIST_FAMILY)} and {ARROW_ROOM}, not {name}")
         try:
             cfg = spec.config_type.from_dict(dict(config or {}))
         except (TypeError, ValueError) as exc:
@@ -113,13 +136,16 @@ class RuleChecker:
             objects = self._objects(boxes, probs, np.where(ok, best, -1))
             what = "no digit" if probs[i, GARBAGE] >= self.settings.read.not_digit else f"no clear digit (best {best[i]})"
             return Verdict(False, f"{UNRECOGNISABLE}: the object at ({cx:.0f}, {cy:.0f}) reads as {what}", objects)
-        first_reason = None
+        closest: tuple[tuple[int, ...], str, np.ndarray] | None = None
         for labels in self.readings(probs):
             reason = self.spec.first_violation(Layout(boxes, labels, {}), self.cfg)
             if reason is None:
                 return Verdict(True, None, self._objects(boxes, probs, labels))
-            first_reason = first_reason or reason
-        return Verdict(False, first_reason, self._objects(boxes, probs, best))
+            depth = rule_depth(self.spec, reason)
+            if closest is None or depth > closest[0]:
+                closest = (depth, reason, labels)
+        assert closest is not None  # the most probable reading is always tried
+        return Verdict(False, closest[1], self._objects(boxes, probs, closest[2]))
 
     def readings(self, probs: np.ndarray) -> list[np.ndarray]:
         """Plausible class assignments int [k] for probs float [k, 11], most probable first."""

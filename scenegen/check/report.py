@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -59,13 +60,12 @@ def format_summary(dataset: str, summary: Summary) -> list[str]:
 
 
 def report(dataset: str, verdicts: Sequence[Verdict]) -> dict[str, Any]:
-    """The JSON report: dataset, n, passed, s_acc, ci95, reasons, and every verdict with its objects."""
+    """The JSON report: dataset, n, passed, s_acc, ci95, reasons, and every verdict with its objects (all their fields)."""
     s = summarize(verdicts)
     return {
         "dataset": dataset, "n": s.n, "passed": s.passed, "s_acc": s.s_acc, "ci95": list(s.ci95), "reasons": s.reasons,
         "verdicts": [
-            {"index": i, "ok": v.ok, "reason": v.reason,
-             "objects": [{"box": [float(c) for c in o.box], "label": o.label, "confidence": o.confidence} for o in v.objects]}
+            {"index": i, "ok": v.ok, "reason": v.reason, "objects": [dataclasses.asdict(o) for o in v.objects]}
             for i, v in enumerate(verdicts)
         ],
     }
@@ -80,15 +80,17 @@ def write_json(path: Path, value: dict[str, Any]) -> Path:
     return path
 
 
-def verdict_grid(path: Path, images: np.ndarray, verdicts: Sequence[Verdict], limit: int = 64) -> Path:
-    """The first `limit` images float [N, H, W] with detected boxes and classes ('?' unreadable) drawn,
-    framed green (pass) or red (fail), as one PNG."""
+def verdict_grid(path: Path, images: np.ndarray, verdicts: Sequence[Verdict], limit: int = 64,
+                 names: Sequence[str] | None = None) -> Path:
+    """The first `limit` images float [N, H, W] or [N, H, W, 3] with detected boxes and classes drawn
+    (names[label] when given; '?' unreadable), framed green (pass) or red (fail), as one PNG."""
     tiles = []
     for image, verdict in zip(images[:limit], verdicts[:limit]):
         boxes = torch.tensor(np.array([o.box for o in verdict.objects], dtype=np.float32)).reshape(-1, 4)
-        labels = [str(o.label) if o.label >= 0 else "?" for o in verdict.objects]
+        labels = ["?" if o.label < 0 else names[o.label] if names else str(o.label) for o in verdict.objects]
         color = PASS_COLOR if verdict.ok else FAIL_COLOR
-        tile = annotate(torch.from_numpy(image)[None], boxes, labels, color="yellow")
+        pixels = torch.from_numpy(np.ascontiguousarray(image))
+        tile = annotate(pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1), boxes, labels, color="yellow")
         frame = torch.tensor(color, dtype=torch.uint8)[:, None, None]
         tile[:, :FRAME], tile[:, -FRAME:], tile[:, :, :FRAME], tile[:, :, -FRAME:] = frame, frame, frame, frame
         tiles.append(tile)

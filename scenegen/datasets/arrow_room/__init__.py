@@ -51,14 +51,17 @@ class ArrowRoomResources:
 
     device: "cpu" or "gpu" (CUDA/OptiX; checked in prepare()).
     threads: Cycles CPU threads per Blender worker (0: all cores). Not recorded: it changes no byte.
+    violate: `--violate`: a VIOLATIONS kind or a rule name (one of its kinds per scene); None: valid scenes.
     """
 
     device: str = "cpu"
     threads: int = 0
+    violate: str | None = None
 
     def provenance(self) -> dict[str, str]:
-        return {"renderer": f"Blender {BPY_VERSION} Cycles (bpy wheel) via BlenderProc {BLENDERPROC_VERSION}",
-                "render_device": self.device}
+        described = {"renderer": f"Blender {BPY_VERSION} Cycles (bpy wheel) via BlenderProc {BLENDERPROC_VERSION}",
+                     "render_device": self.device}
+        return described if self.violate is None else {**described, "violate": self.violate}
 
 
 def render_threads(options: dict[str, Any]) -> int:
@@ -74,8 +77,12 @@ def render_threads(options: dict[str, Any]) -> int:
 def prepare(cfg: ArrowRoomConfig, split: str, options: dict[str, Any]) -> ArrowRoomResources:
     """Check the render extra (and with options["gpu"], that Blender sees a GPU) once, in the parent.
 
-    options: {"gpu": bool, "workers": int (runner processes sharing the cores), "threads": int}.
+    options: {"gpu": bool, "workers": int (runner processes sharing the cores), "threads": int,
+    "violate": a VIOLATIONS kind or rule name}.
     """
+    violation = options.get("violate")
+    if violation is not None and violation not in VIOLATIONS and violation not in dict(RULES):
+        raise UserError(f"--violate {violation}: choose a kind ({', '.join(VIOLATIONS)}) or a rule ({', '.join(dict(RULES))})")
     try:
         check_installed()
     except RenderSetupError as exc:
@@ -88,7 +95,7 @@ def prepare(cfg: ArrowRoomConfig, split: str, options: dict[str, Any]) -> ArrowR
             RenderWorker(cfg, device="gpu", threads=1, probe=True).close()
         except RenderError as exc:
             raise UserError(str(exc).splitlines()[0])
-    return ArrowRoomResources(device=device, threads=render_threads(options))
+    return ArrowRoomResources(device=device, threads=render_threads(options), violate=violation)
 
 
 def to_scene(cfg: ArrowRoomConfig, arrow: ArrowScene, image: np.ndarray, mask: np.ndarray) -> Scene:
@@ -117,9 +124,14 @@ def render_scenes(cfg: ArrowRoomConfig, scenes: list[ArrowScene], resources: Arr
     return [to_scene(cfg, s, image, mask) for s, (image, mask) in zip(scenes, pictures)]
 
 
+def _draw(cfg: ArrowRoomConfig, rng: np.random.Generator, kind: str) -> ArrowScene:
+    """A layout of `kind`: "valid", a VIOLATIONS key, or a rule name (one of its kinds at random)."""
+    return sample_scene(cfg, rng) if kind == "valid" else violate(cfg, kind, rng)
+
+
 def make_scenes(cfg: ArrowRoomConfig, rng: np.random.Generator, n: int, resources: ArrowRoomResources | None = None,
                 kind: str = "valid") -> list[Scene]:
-    """n rendered scenes of `kind` ("valid" or a VIOLATIONS key); every choice comes from rng.
+    """n rendered scenes of `kind` ("valid", a VIOLATIONS key or a rule name); every choice comes from rng.
 
     All layouts are sampled first, rendered in one worker; scenes with an object below
     cfg.min_visible_pixels are resampled (in scene order) and rendered again. Valid scenes are
@@ -128,7 +140,7 @@ def make_scenes(cfg: ArrowRoomConfig, rng: np.random.Generator, n: int, resource
     from scenegen.datasets.arrow_room.client import RenderWorker
 
     res = resources or ArrowRoomResources()
-    arrows = [sample_scene(cfg, rng, kind) for _ in range(n)]
+    arrows = [_draw(cfg, rng, kind) for _ in range(n)]
     if not arrows:
         return []
     done: list[Scene | None] = [None] * n
@@ -145,7 +157,7 @@ def make_scenes(cfg: ArrowRoomConfig, rng: np.random.Generator, n: int, resource
                 else:
                     done[i] = to_scene(cfg, arrows[i], image, mask)
             for i in retry:
-                arrows[i] = sample_scene(cfg, rng, kind)
+                arrows[i] = _draw(cfg, rng, kind)
             pending = retry
     if pending:
         raise RuntimeError(f"{len(pending)} Arrow Room scenes stayed below min_visible_pixels={cfg.min_visible_pixels} "
@@ -160,8 +172,9 @@ def make_scenes(cfg: ArrowRoomConfig, rng: np.random.Generator, n: int, resource
 
 
 def make_shard(cfg: ArrowRoomConfig, split: str, rng: np.random.Generator, n: int, resources: ArrowRoomResources) -> list[Scene]:
-    """The runner's entry: n valid scenes (the split does not change the generator)."""
-    return make_scenes(cfg, rng, n, resources)
+    """The runner's entry: n valid scenes, or with resources.violate n rule-breaking ones (the split does
+    not change the generator)."""
+    return make_scenes(cfg, rng, n, resources, kind=resources.violate or "valid")
 
 
 def extra_attrs(cfg: ArrowRoomConfig) -> dict[str, Any]:

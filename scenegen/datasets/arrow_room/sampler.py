@@ -313,7 +313,7 @@ def arrow_points_at_unique(layout: Layout, cfg: ArrowRoomConfig) -> str | None:
     if best == unique and angle[unique] <= cfg.pointing_tolerance_deg:
         return None
     return (f"the arrow points {angle[unique]:.0f} deg off the unique {cfg.shapes[int(labels[unique])]} "
-            f"(tolerance {cfg.pointing_tolerance_deg:g}); nearest direction: the {cfg.shapes[int(labels[best])]} "
+            f"(tolerance {cfg.pointing_tolerance_deg:g}); the nearest direction is the {cfg.shapes[int(labels[best])]}'s "
             f"at {angle[best]:.0f} deg")
 
 
