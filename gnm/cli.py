@@ -32,6 +32,7 @@ from gnm.experiment.scales import SCALES
 from gnm.experiment.tables import TABLES
 from gnm.viz import FIGURES, ROWS, draw_beta, draw_figures, figure_names, run_label
 from scenegen.errors import UserError
+from scenegen.manifest import write_text_atomic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Generative Neurosymbolic Machines: train, sample, reconstruct, evaluate.")
@@ -160,8 +161,7 @@ def evaluate(
     for key, value in results.items():
         typer.echo(f"{key:>16}: {_shown(value)}")
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(results, indent=2) + "\n")
+        write_text_atomic(json_out, json.dumps(results, indent=2) + "\n")
 
 
 def _shown(value: Any) -> str:

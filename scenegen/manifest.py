@@ -22,11 +22,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON to a temp file beside `path`, then rename over it."""
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write text to a temp file beside `path` (parents made), then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write JSON atomically (write_text_atomic)."""
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def load_manifest(folder: Path) -> dict[str, Any] | None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gnm.experiment.tables import Table
 from gnm.train.images import new_figure, save_figure
+from scenegen.manifest import write_text_atomic
 
 # (row label, dataset) -> the run's eval results, or None when the row has no recipe (not implemented)
 ResultGrid = dict[tuple[str, str], "Mapping[str, Any] | None"]
@@ -39,15 +39,6 @@ def table_rows(table: Table, datasets: tuple[str, ...], results: ResultGrid) -> 
     return [header, *body]
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write text to path through a temp file and a rename (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def write_table(table: Table, datasets: tuple[str, ...], results: ResultGrid, out: Path) -> list[Path]:
     """OUT/TABLE.md and OUT/TABLE.csv; n/i: no implementation (recipe) for the row, n/a: metric not applicable."""
     rows = table_rows(table, datasets, results)
@@ -58,8 +49,8 @@ def write_table(table: Table, datasets: tuple[str, ...], results: ResultGrid, ou
     legend = f"\n\n{NOT_IMPLEMENTED}: model not implemented (no recipe); {NOT_APPLICABLE}: metric not applicable or not computable.\n"
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
-    return [write_atomic(out / f"{table.name}.md", markdown + legend + "\n".join(notes) + "\n"),
-            write_atomic(out / f"{table.name}.csv", buffer.getvalue())]
+    return [write_text_atomic(out / f"{table.name}.md", markdown + legend + "\n".join(notes) + "\n"),
+            write_text_atomic(out / f"{table.name}.csv", buffer.getvalue())]
 
 
 def write_curves(table: Table, dataset: str, results: ResultGrid, out: Path) -> Path:

@@ -25,7 +25,7 @@ import torch
 from gnm.config import RUN_CONFIG_NAME, RunConfig, load_run_config, resolve_run_config, save_run_config
 from gnm.eval.dsteps import DStepsConfig
 from gnm.eval.run import EvalOptions, evaluate
-from gnm.experiment.report import ResultGrid, write_atomic, write_curves, write_table
+from gnm.experiment.report import ResultGrid, write_curves, write_table
 from gnm.experiment.scales import Scale, move_entry, scaled_schedule
 from gnm.experiment.tables import Table, recipe_name
 from gnm.model import MODEL_KINDS
@@ -35,6 +35,7 @@ from gnm.train.images import grid
 from gnm.train.loop import train
 from gnm.train.monitor import sample_images
 from scenegen.datasets import get_spec
+from scenegen.manifest import write_text_atomic
 from scenegen.preview import save_png
 from scenegen.runner import MakeRequest, make_split
 
@@ -101,7 +102,7 @@ def ensure_evaluated(run_dir: Path, test_dir: Path, train_dir: Path, metrics: tu
         fresh = evaluate(model, cfg, step, test_dir, missing, options, device, say)
         notes = {**done.get("notes", {}), **fresh.pop("notes", {})}
         done = {**done, **fresh, "step": step, "notes": notes, "metrics_done": [*done.get("metrics_done", []), *missing]}
-        write_atomic(path, json.dumps(done, indent=2) + "\n")
+        write_text_atomic(path, json.dumps(done, indent=2) + "\n")
     grid_path = out / "samples" / f"{run_dir.name}.png"
     if not grid_path.is_file():
         save_png(grid_path, grid(sample_images(model, SAMPLE_GRID, 0, device)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from scenegen.manifest import write_text_atomic
 from scenegen.check.judge import Verdict
 from scenegen.preview import annotate, save_grid
 
@@ -73,11 +73,7 @@ def report(dataset: str, verdicts: Sequence[Verdict]) -> dict[str, Any]:
 
 def write_json(path: Path, value: dict[str, Any]) -> Path:
     """Write JSON atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(value, indent=1) + "\n")
 
 
 def verdict_grid(path: Path, images: np.ndarray, verdicts: Sequence[Verdict], limit: int = 64,
