@@ -31,7 +31,7 @@ KINDS = {
     "vae": (ModelConfig.tiny(kind="vae"), {"beta": 1.0}),
     "convdraw": (ModelConfig.tiny(kind="convdraw", use_interaction_mlp=False), {"beta": 1.0}),
     "convdraw-mlp": (ModelConfig.tiny(kind="convdraw"), {"beta": 1.0}),
-    "space": (ModelConfig.tiny(global_prior="none"), GNM_COEFFS),
+    "space": (ModelConfig.tiny(global_prior="none", sample_z_s="draw"), GNM_COEFFS),
 }
 # name -> (recipe, overrides): the recipes with small widths for runs on 128 px scenes
 SMALL = ["model.enc_channels=[8,8,8,8,8,8,8,8,8]", "model.image_dec_channels=[8,8,8,8,8,8,8,8,8,8]",
@@ -86,9 +86,17 @@ def test_protocol_shapes(name: str) -> None:
 def test_samples_are_deterministic_for_a_seed(name: str) -> None:
     model = build_model(KINDS[name][0])
     a, b, c = (model.sample(3, generator=torch.Generator().manual_seed(s)).image for s in (7, 7, 8))
-    assert torch.equal(a, b)
-    # the SPACE-style model has no global latent: its samples are the mode of p(z_s), the same for any seed
-    assert torch.equal(a, c) == (name == "space")
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_without_a_global_latent_only_drawing_z_s_makes_samples_differ() -> None:
+    draw = build_model(KINDS["space"][0])
+    mode = build_model(KINDS["space"][0].replace(sample_z_s="mode"))
+    mode.load_state_dict(draw.state_dict())
+    modes = [mode.sample(2, generator=torch.Generator().manual_seed(s)).image for s in (7, 8)]
+    drawn = [draw.sample(2, generator=torch.Generator().manual_seed(s)).image for s in (7, 8)]
+    assert torch.equal(modes[0], modes[1])  # the mode of p(z_s): one scene, whatever the seed
+    assert not torch.equal(drawn[0], drawn[1]) and not torch.equal(drawn[0][0], drawn[0][1])
 
 
 @pytest.mark.parametrize("name", ["vae", "convdraw"])

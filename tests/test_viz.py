@@ -15,7 +15,7 @@ from gnm.model import build_model
 from gnm.model.structure import CellParams
 from gnm.train.images import to_uint8
 from gnm.viz import FIGURES
-from gnm.viz.figures import _walk_noise, componentwise, draw_cells
+from gnm.viz.figures import _walk_noise, componentwise
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "gnm-mnist4-tiny.yaml"
@@ -59,13 +59,13 @@ def test_walk_noise_runs_between_two_standard_normal_draws():
     assert not torch.allclose(walk[:, 0], walk[:, -1])
 
 
-def test_draw_cells_draws_z_pres_from_its_bernoulli_and_the_gaussians_around_their_means():
+def test_cell_sample_draws_z_pres_from_its_bernoulli_and_the_gaussians_around_their_means():
     n, cells, d = 4000, 2, 3
     logit = torch.tensor([-1.0, 2.0]).expand(n, cells)
     mu = torch.full((n, cells, d), 3.0)
     params = CellParams(pres_logit=logit, where_mu=mu.new_zeros(n, cells, 4), where_std=mu.new_ones(n, cells, 4),
                         depth_mu=logit * 0, depth_std=logit * 0 + 1, what_mu=mu, what_std=mu * 0 + 0.5)
-    drawn = draw_cells(params, torch.Generator().manual_seed(0))
+    drawn = params.sample(torch.Generator().manual_seed(0))
     assert set(drawn.pres.unique().tolist()) == {0.0, 1.0}
     assert drawn.pres.mean(0) == pytest.approx(torch.sigmoid(logit[0]), abs=0.03)
     assert drawn.what.mean() == pytest.approx(3.0, abs=0.02) and drawn.what.std() == pytest.approx(0.5, abs=0.02)

@@ -27,6 +27,7 @@ _TUPLE_FIELDS = (
 MODEL_KINDS = ("gnm", "vae", "convdraw", "genesis")
 # "none": SPACE-style GNM without z_g (per-cell priors from a learned constant feature map).
 GLOBAL_PRIORS = ("structdraw", "gaussian", "none")
+SAMPLE_Z_S = ("mode", "draw")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class ModelConfig:
     # Global latent z_g: StructDRAW (Algorithm 1), a plain Gaussian (GNM-Gaussian) or none
     # (SPACE-style). kind convdraw draws its canvas with StructDRAW and reads the fields below too.
     global_prior: str = "structdraw"
+    # How samples draw z_s ~ p(z_s | z_g): "mode" (the release: z_pres = [logit > 0], Gaussian means;
+    # the variety comes from z_g) or "draw" (z_pres a Bernoulli draw, Gaussians sampled; what a model
+    # without z_g needs to give different samples).
+    sample_z_s: str = "mode"
     draw_steps: int = 4
     z_g_step_dim: int = 32
     draw_hidden: int = 64                   # ConvLSTM hidden channels
@@ -122,6 +127,7 @@ class ModelConfig:
         checks = {
             "kind must be one of " + str(MODEL_KINDS): self.kind in MODEL_KINDS,
             "global_prior must be one of " + str(GLOBAL_PRIORS): self.global_prior in GLOBAL_PRIORS,
+            "sample_z_s must be one of " + str(SAMPLE_Z_S): self.sample_z_s in SAMPLE_Z_S,
             "enc_channels/enc_kernels/enc_strides lengths differ":
                 len(self.enc_channels) == len(self.enc_kernels) == len(self.enc_strides),
             "image_size / prod(enc_strides) must equal grid":

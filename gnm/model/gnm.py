@@ -173,9 +173,12 @@ class GNM(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> GNMSample:
-        """Generate n scenes: z_g from the prior (using `generator`), then the mode of everything below it."""
+        """Generate n scenes: z_g from the prior (using `generator`), then z_s ~ p(z_s | z_g) as
+        cfg.sample_z_s says (its mode, as the release, or a draw from `generator`)."""
         glob = self.global_prior.generate(n, generator_noise(generator))
-        return self.decode(self.heads(glob.canvas).mode(), glob.z)
+        params = self.heads(glob.canvas)
+        cells = params.sample(generator) if self.cfg.sample_z_s == "draw" else params.mode()
+        return self.decode(cells, glob.z)
 
     def _decode(self, cells: CellLatents, z_bg: Tensor | None, z_g: Tensor,
                 alpha_force: float) -> tuple[Tensor, GNMSample]:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig
-from .distributions import positive_std, relaxed_bernoulli_rsample
+from .distributions import generator_noise, positive_std, relaxed_bernoulli_rsample
 from .layers import conv_stack
 
 WHERE_DIM = 4
@@ -61,6 +61,19 @@ class CellParams:
             where=self.where_mu + self.where_std * torch.randn_like(self.where_std),
             depth=self.depth_mu + self.depth_std * torch.randn_like(self.depth_std),
             what=self.what_mu + self.what_std * torch.randn_like(self.what_std),
+        )
+
+    def sample(self, generator: torch.Generator | None = None) -> CellLatents:
+        """A draw for generation: z_pres a discrete Bernoulli draw, the Gaussians around their means,
+        all from `generator` (the global RNG if None)."""
+        noise = generator_noise(generator)
+        logit = self.pres_logit
+        uniform = torch.rand(logit.shape, generator=generator, device=generator.device if generator is not None else logit.device)
+        return CellLatents(
+            pres=(uniform.to(logit.device) < torch.sigmoid(logit)).to(logit.dtype),
+            where=self.where_mu + self.where_std * noise(self.where_std),
+            depth=self.depth_mu + self.depth_std * noise(self.depth_std),
+            what=self.what_mu + self.what_std * noise(self.what_std),
         )
 
     def mode(self) -> CellLatents:

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from gnm.model import GNM
 from gnm.model.distributions import NoiseFn, generator_noise
-from gnm.model.structure import CellLatents, CellParams
+from gnm.model.structure import CellLatents
 from gnm.train.images import grid, rgb, to_uint8, with_boxes
 
 # z_where offsets of the traversal: [scale logit, aspect logit, tx, ty] per column.
@@ -97,18 +97,6 @@ def global_traversal(model: GNM, rows: int, columns: int, generator: torch.Gener
     return grid(model.decode(model.heads(glob.canvas).mode(), glob.z).image, nrow=columns)
 
 
-def draw_cells(params: CellParams, generator: torch.Generator) -> CellLatents:
-    """A sample of the per-cell latents: z_pres a discrete Bernoulli draw, the Gaussians drawn with `generator`."""
-    noise = generator_noise(generator)
-    uniform = torch.rand(params.pres_logit.shape, generator=generator, device=params.pres_logit.device)
-    return CellLatents(
-        pres=(uniform < torch.sigmoid(params.pres_logit)).to(params.pres_logit.dtype),
-        where=params.where_mu + params.where_std * noise(params.where_std),
-        depth=params.depth_mu + params.depth_std * noise(params.depth_std),
-        what=params.what_mu + params.what_std * noise(params.what_std),
-    )
-
-
 @torch.no_grad()
 def resample_structure(model: GNM, columns: int, generator: torch.Generator, images: Tensor | None = None,
                        n: int = 4) -> Tensor:
@@ -121,5 +109,5 @@ def resample_structure(model: GNM, columns: int, generator: torch.Generator, ima
         glob = model.posterior_latents(images)[1]
         first = images
     params = model.heads(glob.canvas)
-    draws = [model.decode(draw_cells(params, generator), glob.z).image for _ in range(columns)]
+    draws = [model.decode(params.sample(generator), glob.z).image for _ in range(columns)]
     return grid(torch.stack([first, *draws], dim=1).flatten(0, 1), nrow=columns + 1)
