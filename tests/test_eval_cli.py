@@ -97,6 +97,32 @@ def test_metrics_a_model_cannot_have_are_null_with_a_note(tiny_run, tmp_path):
     assert set(results["notes"]) == {"ap", "zwhat"} and "NoBoxes has no infer()" in results["notes"]["ap"]
 
 
+class RowCounter(NoBoxes):
+    """Records how many image-sample pairs each log_weights call scores."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__(model)
+        self.rows: list[int] = []
+        score = model.log_weights
+
+        def counted(x: torch.Tensor, k: int) -> torch.Tensor:
+            self.rows.append(len(x) * k)
+            return score(x, k)
+
+        self.log_weights = counted
+
+
+@pytest.mark.parametrize("ll_rows", [1, 6, 100])
+def test_ll_scores_at_most_ll_rows_pairs_per_call(tiny_run, tmp_path, ll_rows):
+    run, test = tiny_run
+    cfg, model, step = load_model(run, CPU)
+    counter = RowCounter(model)
+    options = EvalOptions(out_dir=tmp_path, ll_k=5, ll_images=4, batch_size=8, ll_rows=ll_rows)
+    results = evaluate(counter, cfg, step, test, ["ll"], options, CPU)
+    assert finite(results["ll"]) and results["ll_n_images"] == 4
+    assert max(counter.rows) <= ll_rows and sum(counter.rows) == 4 * 5  # every image scored K times
+
+
 def assert_one_line_error(result, message: str) -> None:
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()

@@ -46,7 +46,8 @@ class EvalOptions:
     seed: int = 0
     n_samples: int = 250                 # S-Acc prior samples (0: S-Acc not computed)
     ll_k: int = 100
-    ll_chunk: int = 10                   # posterior samples per log_weights call (memory: batch_size * ll_chunk)
+    ll_rows: int = 32                    # images x posterior samples per log_weights call: bounds LL's memory
+                                         # (GENESIS on Arrow Room needs ~50 MB a row; 320 rows ran a 24 GB machine out)
     ll_images: int | None = None         # the first N test images (None: all)
     dsteps_seeds: int = 3
     dsteps: DStepsConfig = DStepsConfig()
@@ -56,7 +57,7 @@ class EvalOptions:
 
     def __post_init__(self) -> None:
         limits = (("--batch-size", self.batch_size, 1), ("--n-samples", self.n_samples, 0), ("--ll-k", self.ll_k, 1),
-                  ("--ll-images", self.ll_images, 1), ("--dsteps-seeds", self.dsteps_seeds, 1),
+                  ("--ll-images", self.ll_images, 1), ("ll_rows", self.ll_rows, 1), ("--dsteps-seeds", self.dsteps_seeds, 1),
                   ("--dsteps-max-steps", self.dsteps.max_steps, 1), ("--zwhat-train-images", self.zwhat_train_images, 1))
         for option, value, least in limits:
             if value is not None and value < least:
@@ -156,9 +157,11 @@ def log_likelihood(ctx: EvalContext) -> dict[str, Any]:
     """Mean IWAE estimate of log p(x) (nats per image, summed over pixels) with its standard error."""
     options = ctx.options
     test = first(ctx.splits["test"], options.ll_images)
+    images_per_call = min(options.batch_size, options.ll_rows)
+    samples_per_call = max(1, options.ll_rows // images_per_call)
     per_image = torch.cat([
-        iwae_log_likelihood(ctx.model.log_weights, images.to(ctx.device), options.ll_k, options.ll_chunk).cpu()
-        for images, _ in eval_batches(test, options.batch_size)
+        iwae_log_likelihood(ctx.model.log_weights, images.to(ctx.device), options.ll_k, samples_per_call).cpu()
+        for images, _ in eval_batches(test, images_per_call)
     ])
     sem = float(per_image.std() / math.sqrt(len(per_image))) if len(per_image) > 1 else None
     return {"ll": float(per_image.mean()), "ll_sem": sem, "ll_k": options.ll_k, "ll_n_images": len(per_image)}
