@@ -210,10 +210,8 @@ def viz(
         return
     if len(run) != 1:
         raise UserError(f"--figure {figure} draws one run; pass --run once (several runs only for --figure beta)")
-    names = figure_names(figure)
     cfg, model, _ = load_model(run[0], dev)
-    if not hasattr(model, "infer"):
-        raise UserError(f"{run[0]} holds a {cfg.model.kind} model: these figures need an object model (GNM); use --figure beta")
+    names = figure_names(figure, model)
     images = next(iter(eval_batches(open_dataset(data, cfg), ROWS)))[0].to(dev) if data is not None else None
     out_dir = out or (run[0] if run[0].is_dir() else run[0].parent) / "figures"
     for name, path in zip(names, draw_figures(model, names, images, seed, out_dir)):

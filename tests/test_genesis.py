@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from gnm.cli import app
@@ -78,6 +79,15 @@ def test_masks_partition_every_pixel() -> None:
     torch.testing.assert_close(masks[:, 2], (1 - first) * (1 - second))
 
 
+def test_decompose_splits_each_scene_into_masked_components_at_the_posterior_means() -> None:
+    net, x = model(), images(CFG)
+    split = net.decompose(x)
+    assert split.masks.shape == (2, CFG.genesis_slots, 1, CFG.image_size, CFG.image_size)
+    torch.testing.assert_close(split.masks.sum(1), torch.ones_like(split.masks.sum(1)))
+    torch.testing.assert_close(split.image, (split.masks * split.components).sum(1).clamp(0, 1))
+    assert torch.equal(net.decompose(x).image, split.image)  # means, not draws
+
+
 def test_log_weights_average_to_the_elbo_per_image() -> None:
     """E_q[log w] = ELBO for each image (the KLs are analytic given the sampled z^m_<k), within 5
     standard errors of n samples; the IWAE bound lies above it."""
@@ -127,6 +137,15 @@ def test_trainer_lowers_the_loss_follows_the_lr_schedule_and_checkpoints(mnist4_
     shown = CliRunner().invoke(app, ["reconstruct", "--run", str(tmp_path), "--data", str(mnist4_split), "--n", "2",
                                      "--out", str(tmp_path / "r.png"), "--device", "cpu"])
     assert shown.exit_code == 0, shown.output
+    # gnm viz draws the slot figures (and only those) of a GENESIS run: scene, reconstruction, then K = 3 slots
+    drawn = CliRunner().invoke(app, ["viz", "--run", str(tmp_path), "--data", str(mnist4_split), "--device", "cpu"])
+    assert drawn.exit_code == 0, drawn.output
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["slots-prior.png", "slots.png"]
+    tile = 128 + 2
+    assert Image.open(tmp_path / "figures" / "slots.png").size[0] == 2 + (2 + 3) * tile
+    assert Image.open(tmp_path / "figures" / "slots-prior.png").size[0] == 2 + (1 + 3) * tile
+    boxes = CliRunner().invoke(app, ["viz", "--run", str(tmp_path), "--figure", "componentwise", "--device", "cpu"])
+    assert boxes.exit_code == 1 and "needs a model with infer(); a Genesis model draws slots-prior, slots" in boxes.output
 
 
 def test_lr_scale_sets_the_learning_rate_of_each_step(tmp_path: Path) -> None:

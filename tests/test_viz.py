@@ -80,7 +80,9 @@ def test_viz_cli_writes_every_figure_and_the_beta_comparison(mnist4_split, tmp_p
     assert gnm("train", "--data", mnist4_split, "--recipe", TINY, "--out", run, "--device", "cpu", "--steps", "1").exit_code == 0
     drawn = gnm("viz", "--run", run, "--data", mnist4_split, "--device", "cpu")
     assert drawn.exit_code == 0, drawn.output
-    for name in FIGURES:
+    gnm_figures = [name for name, figure in FIGURES.items() if figure.needs == "infer"]
+    assert sorted(p.stem for p in (run / "figures").iterdir()) == sorted(gnm_figures)  # not GENESIS's slots
+    for name in gnm_figures:
         assert Image.open(run / "figures" / f"{name}.png").size[0] > 3 * 128
     beta = gnm("viz", "--run", run, "--run", run, "--figure", "beta", "--n", 3, "--out", tmp_path / "b.png", "--device", "cpu")
     assert beta.exit_code == 0, beta.output

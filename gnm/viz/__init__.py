@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from gnm.config import RunConfig
-from gnm.model import GNM
 from gnm.train.monitor import sample_images
 from gnm.viz.compare import labelled_row, stack_rows
-from gnm.viz.figures import componentwise, global_traversal, resample_structure, where_traversal
+from gnm.viz.figures import componentwise, global_traversal, resample_structure, slots, where_traversal
 from scenegen.errors import UserError
 from scenegen.preview import save_png
 
@@ -23,11 +23,13 @@ COLUMNS = 8   # steps of a traversal, draws of z_s
 
 @dataclass(frozen=True)
 class Figure:
-    """draw(model, generator, images [B, C, H, W] of a split or None) -> uint8 grid [3, H', W']."""
+    """draw(model, generator, images [B, C, H, W] of a split or None) -> uint8 grid [3, H', W'];
+    needs: the model method it calls (`infer`: GNM and SPACE-style; `decompose`: GENESIS)."""
 
-    draw: Callable[[GNM, torch.Generator, Tensor | None], Tensor]
+    draw: Callable[[Any, torch.Generator, Tensor | None], Tensor]
     needs_images: bool
     paper: str
+    needs: str = "infer"
 
 
 FIGURES: dict[str, Figure] = {
@@ -41,22 +43,36 @@ FIGURES: dict[str, Figure] = {
                              "Figures 10-11: z_g from the prior fixed per row, z_s ~ p(z_s | z_g) drawn again"),
     "resample-posterior": Figure(lambda m, g, x: resample_structure(m, COLUMNS, g, images=x[:ROWS]), True,
                                  "Figures 10-11: z_g inferred from the first image of each row, z_s drawn again"),
+    "slots-prior": Figure(lambda m, g, x: slots(m, g, n=ROWS), False,
+                          "GENESIS: prior samples split into their slots (mask x component)", needs="decompose"),
+    "slots": Figure(lambda m, g, x: slots(m, g, images=x[:ROWS]), True,
+                    "GENESIS: scenes, reconstructions and their slots (mask x component)", needs="decompose"),
 }
 
 BETA_KEYS = ("beta_g", "beta")  # the KL weight of GNM and of the baselines
 
 
-def figure_names(requested: str) -> list[str]:
-    """'all' or a comma list of FIGURES names -> the names; an unknown one is a UserError."""
-    names = list(FIGURES) if requested == "all" else [n.strip() for n in requested.split(",") if n.strip()]
+def figure_names(requested: str, model: Any) -> list[str]:
+    """'all' (every figure the model can draw) or a comma list of FIGURES names -> the names; an
+    unknown name, or one the model cannot draw, is a UserError."""
+    kind = type(model).__name__
+    names = ([n for n, f in FIGURES.items() if hasattr(model, f.needs)] if requested == "all"
+             else [n.strip() for n in requested.split(",") if n.strip()])
     unknown = [n for n in names if n not in FIGURES]
-    if unknown or not names:
+    if unknown or (not names and requested != "all"):
         raise UserError(f"--figure {requested!r}: unknown figure {unknown[0] if unknown else ''!r}; "
                         f"choose from all, {', '.join(FIGURES)}, beta")
+    if not names:
+        raise UserError(f"a {kind} model has none of these figures (they need an object model: GNM or GENESIS); use --figure beta")
+    unable = [n for n in names if not hasattr(model, FIGURES[n].needs)]
+    if unable:
+        drawable = [n for n, f in FIGURES.items() if hasattr(model, f.needs)]
+        raise UserError(f"--figure {unable[0]} needs a model with {FIGURES[unable[0]].needs}(); a {kind} model draws "
+                        + (", ".join(drawable) if drawable else "none of them: use --figure beta"))
     return names
 
 
-def draw_figures(model: GNM, names: list[str], images: Tensor | None, seed: int, out_dir: Path) -> list[Path]:
+def draw_figures(model: Any, names: list[str], images: Tensor | None, seed: int, out_dir: Path) -> list[Path]:
     """Draw each named figure of one model into out_dir/NAME.png (images: scenes of a split, or None)."""
     missing = [n for n in names if FIGURES[n].needs_images and images is None]
     if missing:

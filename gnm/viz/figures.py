@@ -8,6 +8,7 @@
   the standard-normal noise of every StructDRAW step, so every point is a prior draw).
 - `resample_structure` (Figures 10-11): z_g fixed (inferred from an image, or drawn from the
   prior), the per-cell latents z_s drawn again from p(z_s | z_g) in every column.
+- `slots` (GENESIS): each scene's mixture split into its K slots, mask times component.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from gnm.model import GNM
+from gnm.model.baselines.genesis import Genesis
 from gnm.model.distributions import NoiseFn, generator_noise
 from gnm.model.structure import CellLatents
 from gnm.train.images import grid, rgb, to_uint8, with_boxes
@@ -111,3 +113,13 @@ def resample_structure(model: GNM, columns: int, generator: torch.Generator, ima
     params = model.heads(glob.canvas)
     draws = [model.decode(params.sample(generator), glob.z).image for _ in range(columns)]
     return grid(torch.stack([first, *draws], dim=1).flatten(0, 1), nrow=columns + 1)
+
+
+@torch.no_grad()
+def slots(model: Genesis, generator: torch.Generator, images: Tensor | None = None, n: int = 4) -> Tensor:
+    """One row per scene: the scene (images [B, C, H, W], decomposed by the posterior) and its
+    reconstruction, or n prior samples; then each slot's mask x component, in the slots' order."""
+    scene = model.decompose(images) if images is not None else model.sample(n, generator)
+    first = [images, scene.image] if images is not None else [scene.image]
+    columns = torch.stack([*first, *(scene.masks * scene.components).unbind(1)], dim=1)  # [B, cols, C, H, W]
+    return grid(columns.flatten(0, 1), nrow=columns.shape[1])

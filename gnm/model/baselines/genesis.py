@@ -212,7 +212,8 @@ class Posterior:
 
 class Genesis(nn.Module):
     """Mask latents -> stick-breaking masks; component latents -> broadcast-decoded appearances;
-    forward, sample and log_weights of the model protocol (no `infer`: masks, not boxes)."""
+    forward, sample and log_weights of the model protocol (no `infer`: masks, not boxes), and
+    `decompose` for the slot figures of `gnm viz`."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -237,6 +238,14 @@ class Genesis(nn.Module):
         scene = render(post.log_masks, post.means)
         detached = GenesisSample(scene.image.detach().clamp(0.0, 1.0), scene.masks.detach(), scene.components.detach())
         return ImageOutput(loss=loss, terms=terms, recon=scene.image, sample=detached)
+
+    @torch.no_grad()
+    def decompose(self, x: Tensor) -> GenesisSample:
+        """How the posterior splits x [B, C, H, W] into slots (every latent at its mean): the
+        reconstruction, masks [B, K, 1, H, W] and component means [B, K, C, H, W]."""
+        post = self._infer(x, torch.zeros_like)
+        scene = render(post.log_masks, post.means)
+        return GenesisSample(scene.image.clamp(0.0, 1.0), scene.masks, scene.components)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> GenesisSample:
