@@ -70,6 +70,7 @@ def test_every_metric_on_a_tiny_run(tiny_run, tmp_path, monkeypatch):
     assert r["step"] == 1 and r["n_images"] == 8 and "notes" not in r
 
     assert r["s_acc"] == 0.5 and r["s_acc_n"] == 4 and r["s_acc_ci95"][0] < 0.5 < r["s_acc_ci95"][1]
+    assert Path(r["s_acc_grid"]) == out.with_name("e-samples-00000001.png") and Path(r["s_acc_grid"]).is_file()
     assert r["dsteps"] == 2.0 and r["dsteps_per_seed"] == [2, 2] and r["dsteps_censored"] == [True, True]
     assert r["dsteps_max_steps"] == 2 and Path(r["dsteps_curves"]) == out.with_name("e-dsteps.png")
     assert Image.open(r["dsteps_curves"]).size[0] > 100

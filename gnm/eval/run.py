@@ -126,7 +126,8 @@ def structure_accuracy(ctx: EvalContext) -> dict[str, Any]:
     if options.n_samples == 0:
         raise NotAvailable("--n-samples 0")
     test = ctx.splits["test"]
-    monitor = StructureMonitor(test.dataset_name, test.config, options.n_samples, options.seed, options.out_dir, ctx.say)
+    monitor = StructureMonitor(test.dataset_name, test.config, options.n_samples, options.seed, options.out_dir, ctx.say,
+                               stem=f"{options.prefix}-samples")
     check = monitor(ctx.model, ctx.step, ctx.device)
     if check.s_acc is None:
         raise NotAvailable(f"no rule checker for dataset {test.dataset_name!r}")

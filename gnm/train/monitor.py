@@ -40,12 +40,13 @@ def sample_images(model: GenerativeModel, n: int, seed: int, device: torch.devic
 
 
 class StructureMonitor:
-    """Judges n prior samples per call; grids go to out_dir/samples-STEP.png."""
+    """Judges n prior samples per call; grids go to out_dir/STEM-STEP.png (stem "samples" in a run folder;
+    evaluations that share a folder give each model its own stem)."""
 
     def __init__(self, dataset_name: str, dataset_config: dict[str, Any], n: int, seed: int, out_dir: Path,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], stem: str = "samples") -> None:
         self.dataset_name, self.dataset_config = dataset_name, dataset_config
-        self.n, self.seed, self.out_dir, self.say = n, seed, out_dir, say
+        self.n, self.seed, self.out_dir, self.say, self.stem = n, seed, out_dir, say, stem
         self._checker: Any = None
         self._checker_missing = False
 
@@ -62,7 +63,7 @@ class StructureMonitor:
 
     def __call__(self, model: GenerativeModel, step: int, device: torch.device) -> StructureResult:
         images = sample_images(model, self.n, self.seed, device)
-        grid_path = self.out_dir / f"samples-{step:08d}.png"
+        grid_path = self.out_dir / f"{self.stem}-{step:08d}.png"
         save_png(grid_path, grid(images[:64]))
         checker = self._get_checker()
         if checker is None:
