@@ -42,8 +42,9 @@ SCALES: dict[str, Scale] = {
         train_scenes={**dict.fromkeys(MNIST_FAMILY, 2000), "arrow-room": 200},
         test_scenes={**dict.fromkeys(MNIST_FAMILY, 200), "arrow-room": 50},
         steps={**dict.fromkeys(MNIST_FAMILY, 1500), "arrow-room": 500},
-        # a GENESIS step costs ~15 GNM steps on a CPU (K full-resolution component decoders)
-        kind_steps={"genesis": 0.2},
+        # a GENESIS step costs 15-25 GNM steps on a CPU (K full-resolution component decoders; at 0.2 its
+        # 300 MNIST-10 steps took half of the measured quick table1)
+        kind_steps={"genesis": 0.05},
         train={"batch_size": 8, "optimizer": "adam", "lr": 3.0e-4, "log_every": 50, "n_check_samples": 0,
                "num_workers": 1},
         # (start, end) step of each annealed coefficient as fractions of the run (gnm-mnist4-quick's shape)
