@@ -61,7 +61,7 @@ def write_curves(table: Table, dataset: str, results: ResultGrid, out: Path) -> 
         curves = (results.get((row.label, dataset)) or {}).get("dsteps_curve_points")
         if curves and curves[0]:
             steps, accuracy = zip(*curves[0])
-            ax.plot(steps, accuracy, linewidth=1.2, label=row.label)
+            ax.plot(steps, accuracy, marker="o", markersize=3, linewidth=1.2, label=row.label)  # markers: a one-point curve shows
     ax.axhline(0.9, color="grey", linestyle="--", linewidth=1)
     ax.set(xlabel="discriminator step", ylabel="held-out accuracy", ylim=(0.4, 1.0), title=f"{dataset}: D-Steps")
     ax.legend(fontsize=8)
