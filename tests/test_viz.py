@@ -14,7 +14,8 @@ from gnm.config import resolve_run_config
 from gnm.model import build_model
 from gnm.model.structure import CellParams
 from gnm.train.images import to_uint8
-from gnm.viz import FIGURES
+from gnm.viz import FIGURES, figure_names
+from scenegen.errors import UserError
 from gnm.viz.figures import _walk_noise, componentwise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +93,20 @@ def test_viz_cli_writes_every_figure_and_the_beta_comparison(mnist4_split, tmp_p
     assert unknown.exit_code == 1 and "unknown figure 'nope'" in unknown.output
     no_data = gnm("viz", "--run", run, "--figure", "where", "--device", "cpu")
     assert no_data.exit_code == 1 and "pass --data" in no_data.output
+
+
+def test_figure_names_follow_what_the_model_can_draw():
+    class Boxes:
+        def infer(self): ...
+
+    class Plain:
+        pass
+
+    assert figure_names("all", Boxes()) == [n for n, f in FIGURES.items() if f.needs == "infer"]
+    assert figure_names("where, global", Boxes()) == ["where", "global"]
+    with pytest.raises(UserError, match="a Plain model has none of these figures .* use --figure beta"):
+        figure_names("all", Plain())
+    with pytest.raises(UserError, match="--figure slots needs a model with decompose"):
+        figure_names("slots", Boxes())
+    with pytest.raises(UserError, match="unknown figure 'nope'"):
+        figure_names("nope", Boxes())

@@ -56,19 +56,18 @@ def figure_names(requested: str, model: Any) -> list[str]:
     """'all' (every figure the model can draw) or a comma list of FIGURES names -> the names; an
     unknown name, or one the model cannot draw, is a UserError."""
     kind = type(model).__name__
-    names = ([n for n, f in FIGURES.items() if hasattr(model, f.needs)] if requested == "all"
-             else [n.strip() for n in requested.split(",") if n.strip()])
+    drawable = [name for name, figure in FIGURES.items() if hasattr(model, figure.needs)]
+    names = drawable if requested == "all" else [n.strip() for n in requested.split(",") if n.strip()]
     unknown = [n for n in names if n not in FIGURES]
     if unknown or (not names and requested != "all"):
         raise UserError(f"--figure {requested!r}: unknown figure {unknown[0] if unknown else ''!r}; "
                         f"choose from all, {', '.join(FIGURES)}, beta")
-    if not names:
+    if not drawable:
         raise UserError(f"a {kind} model has none of these figures (they need an object model: GNM or GENESIS); use --figure beta")
-    unable = [n for n in names if not hasattr(model, FIGURES[n].needs)]
+    unable = [n for n in names if n not in drawable]
     if unable:
-        drawable = [n for n, f in FIGURES.items() if hasattr(model, f.needs)]
         raise UserError(f"--figure {unable[0]} needs a model with {FIGURES[unable[0]].needs}(); a {kind} model draws "
-                        + (", ".join(drawable) if drawable else "none of them: use --figure beta"))
+                        + ", ".join(drawable))
     return names
 
 
