@@ -31,6 +31,21 @@ def write_text_atomic(path: Path, text: str) -> Path:
     return path
 
 
+def write_torch_atomic(path: Path, obj: Any) -> Path:
+    """torch.save obj (tensors and plain values) to a temp file beside `path` (parents made), flushed to
+    disk, then renamed over `path`: checkpoints and fitted recognisers are never half written."""
+    import torch  # here, not at the top: manifest commands (index, verify) need no torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def write_json_atomic(path: Path, value: Any) -> None:
     """Write JSON atomically (write_text_atomic)."""
     write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -18,7 +18,8 @@ from gnm.model import GNM, MODEL_KINDS, GenerativeModel, GNMSample, ModelConfig,
 from gnm.model import config as model_config
 from gnm.model.baselines import ConvDRAW, ImageSample, VAE
 from gnm.model.structdraw import StructDRAW
-from gnm.train.checkpoint import load_checkpoint, load_model, save_atomic
+from gnm.train.checkpoint import load_checkpoint, load_model
+from scenegen.manifest import write_torch_atomic
 from gnm.train.loop import train
 from gnm.train.schedules import coefficients
 from scenegen.data import ShardDataset
@@ -219,7 +220,7 @@ def test_checkpoints_from_before_model_kinds_load_as_gnm(tmp_path: Path) -> None
     plain["model"] = {k: v for k, v in plain["model"].items() if k not in new_fields}
     torch.manual_seed(0)
     weights = GNM(cfg.model).state_dict()
-    save_atomic({"step": 3, "model": weights, "config": plain}, tmp_path / "old.pt")
+    write_torch_atomic(tmp_path / "old.pt", {"step": 3, "model": weights, "config": plain})
     loaded_cfg, model, step = load_model(tmp_path / "old.pt", torch.device("cpu"))
     assert loaded_cfg == cfg and type(model) is GNM and step == 3
     assert all(torch.equal(p, weights[k]) for k, p in model.state_dict().items())

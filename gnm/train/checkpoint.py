@@ -12,7 +12,6 @@ reads it:
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from torch import nn
 from gnm.config import RunConfig, run_config_from_dict
 from gnm.model import build_model
 from scenegen.errors import UserError
+from scenegen.manifest import write_torch_atomic
 
 BEST_NAME = "best.pt"
 _STEP_FILE = re.compile(r"ckpt-(\d+)\.pt")
@@ -30,16 +30,6 @@ _STEP_FILE = re.compile(r"ckpt-(\d+)\.pt")
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
     return run_dir / f"ckpt-{step:08d}.pt"
-
-
-def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file beside `path`, flush it to disk, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -81,7 +71,7 @@ def restore_rng(state: dict[str, torch.Tensor | None], device: torch.device) -> 
 def export_model(checkpoint: dict[str, Any], path: Path) -> None:
     """Write a model-only checkpoint (weights, config, step): what sampling and eval need."""
     keys = ("step", "model", "config", "best_s_acc")
-    save_atomic({k: checkpoint[k] for k in keys if k in checkpoint}, path)
+    write_torch_atomic(path, {k: checkpoint[k] for k in keys if k in checkpoint})
 
 
 def resolve_checkpoint(run: Path, which: str = "latest") -> Path:

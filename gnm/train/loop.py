@@ -35,7 +35,6 @@ from gnm.train.checkpoint import (
     load_checkpoint,
     prune_checkpoints,
     restore_rng,
-    save_atomic,
 )
 from gnm.train.data import open_dataset, train_batches
 from gnm.train.distributed import DistContext, distributed
@@ -44,6 +43,7 @@ from gnm.train.logbook import Logbook, plot_curves
 from gnm.train.monitor import StructureMonitor, StructureResult, sample_images
 from gnm.train.schedules import coefficients
 from scenegen.errors import UserError
+from scenegen.manifest import write_torch_atomic
 
 N_PICTURES = 8
 
@@ -203,7 +203,7 @@ class Trainer:
             "best_s_acc": self.best_s_acc,
             "config": to_plain(self.cfg),
         }
-        save_atomic(state, path)
+        write_torch_atomic(path, state)
         prune_checkpoints(self.run_dir, self.tc.keep_last)
         if is_best:
             export_model(state, self.run_dir / BEST_NAME)

@@ -25,6 +25,7 @@ from scenegen.check.recogniser import DigitEnsemble
 from scenegen.datasets.mnist4_10 import Mnist4_10Config
 from scenegen.datasets.mnist_common import prepare
 from scenegen.errors import UserError
+from scenegen.manifest import write_text_atomic, write_torch_atomic
 
 ENV = "SCENEGEN_CACHE"
 WEIGHTS, META = "recogniser.pt", "meta.json"
@@ -84,11 +85,7 @@ def load_or_fit(image_size: int, digit_size: int, digits: str, cache: Path | Non
 def _save(folder: Path, net: DigitEnsemble, meta: dict) -> None:
     """Write meta.json, then the weights, each to a temp name and renamed (readers never see half a file)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, write in ((META, lambda p: p.write_text(json.dumps(meta, indent=1))),
-                            (WEIGHTS, lambda p: torch.save(net.state_dict(), p))):
-            tmp = folder / f".{name}.tmp-{os.getpid()}"
-            write(tmp)
-            os.replace(tmp, folder / name)
+        write_text_atomic(folder / META, json.dumps(meta, indent=1))
+        write_torch_atomic(folder / WEIGHTS, net.state_dict())
     except OSError as exc:
         raise UserError(f"cannot write the recogniser cache {folder} ({exc.strerror}); pass --cache DIR or set {ENV} to a writable folder")

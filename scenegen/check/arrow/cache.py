@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from scenegen.check.cache import ENV, cache_root
 from scenegen.datasets.arrow_room import ArrowRoomConfig
 from scenegen.errors import UserError
 from scenegen.data import split_folders
-from scenegen.manifest import MANIFEST, load_manifest, sha256_file, write_json_atomic
+from scenegen.manifest import MANIFEST, load_manifest, sha256_file, write_json_atomic, write_torch_atomic
 
 PREFIX = "arrow-room-"
 DETECT, OBJECT, META = "detect.pt", "object.pt", "meta.json"
@@ -114,11 +113,8 @@ def _fit(splits: list[Path], folder: Path, s: ArrowFitSettings, progress: bool) 
             "scenes": len(fit_scenes.images), "held_out": len(held.images), "fit": dataclasses.asdict(s), "version": VERSION,
             "fit_seconds": round(seconds, 1), "held_out_measures": measured}
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(folder / META, meta)
         for name, net in ((DETECT, detect), (OBJECT, objects)):  # object.pt last: its presence marks a complete fit
-            tmp = folder / f".{name}.tmp-{os.getpid()}"
-            torch.save(net.state_dict(), tmp)
-            os.replace(tmp, folder / name)
+            write_torch_atomic(folder / name, net.state_dict())
     except OSError as exc:
         raise UserError(f"cannot write the recogniser cache {folder} ({exc.strerror}); pass --cache DIR or set {ENV} to a writable folder")
