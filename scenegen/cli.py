@@ -96,7 +96,7 @@ def make(
     folder = (out or Path("data") / dataset) / split
     if gpu and dataset != "arrow-room":
         raise UserError(f"--gpu renders Arrow Room; {dataset} is made on the CPU")
-    options = {"digits": digits, "gpu": gpu, "workers": workers}
+    options = {"digits": digits, "gpu": gpu}
     if violate is not None:
         options["violate"] = violate
     if violate is not None and dataset not in CHECKED:

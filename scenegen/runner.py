@@ -75,10 +75,12 @@ def make_split(req: MakeRequest, progress: bool = True) -> dict[str, Any]:
     lock_name = ".lock" if req.task_count == 1 else f".lock-task-{req.task_index}-of-{req.task_count}"
     with _folder_lock(folder / lock_name):
         _claim_folder(folder, header, req.overwrite)
-        resources = spec.prepare(req.config, req.split, dict(req.options or {}))
-        provenance = resources.provenance()
         counts = [min(shard_size, req.n - start) for start in range(0, req.n, shard_size)]
         mine = [i for i in range(len(counts)) if i % req.task_count == req.task_index]
+        # the processes that will share the cores: no more than the shards (a 1-shard split gets every core)
+        concurrent = max(1, min(req.workers, len(mine)))
+        resources = spec.prepare(req.config, req.split, {**(req.options or {}), "workers": concurrent})
+        provenance = resources.provenance()
         previous = load_manifest(folder)
         known = {e["file"]: e["sha256"] for e in (previous or {}).get("shards", [])}
         attrs = {

@@ -70,6 +70,12 @@ def test_micro_table_is_written_then_skipped_and_reused(tmp_path):
     evaluated = json.loads((tmp_path / "evals" / "gnm-mnist4.json").read_text())
     assert evaluated["step"] == 2 and evaluated["metrics_done"] == ["sacc", "dsteps", "ll"]
     assert (tmp_path / "samples" / "vae-mnist4.png").is_file()
+    seconds = json.loads((tmp_path / "timing.json").read_text())["seconds"]
+    assert seconds["train/gnm-mnist4"] > 0 and seconds["eval/vae-mnist4"] > 0 and seconds["data/mnist4"] > 0
+    markdown = (tmp_path / "micro.md").read_text()
+    assert "n/i: model not implemented" in markdown and "n/a: metric not applicable" in markdown
+    time_row = next(line for line in markdown.splitlines() if line.startswith("| mnist4 |"))
+    assert time_row.split(" | ")[-2] == "n/i" and "torch threads" in markdown  # X has no recipe; the hardware is named
 
     said.clear()
     run_table(table, ("mnist4",), scale, tmp_path, RECIPES, "cpu", said.append)

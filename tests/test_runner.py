@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import os
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path):
     two = make("mnist10", tmp_path / "w2", n=90, workers=2)
     assert one["complete"] and two["complete"] and len(one["shards"]) == 4
     assert files(tmp_path / "w1") == files(tmp_path / "w2")
-    other = make("mnist10", tmp_path / "s1", n=90, seed=1)
+    make("mnist10", tmp_path / "s1", n=90, seed=1)
     assert files(tmp_path / "s1") != files(tmp_path / "w1")
 
 
@@ -157,3 +156,22 @@ def test_overwrite_replaces_a_split_of_another_config(tmp_path):
     proc = run_cli("make", "mnist4", "--n", "8", "--digits", "bundled", "--out", str(tmp_path), "--overwrite", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     assert load_manifest(tmp_path / "train")["made"] == 8
+
+
+def test_prepare_is_told_how_many_processes_will_share_the_cores(tmp_path, monkeypatch):
+    """Arrow Room gives each render process cores / processes threads: a 1-shard split must get every core."""
+    import dataclasses
+
+    import scenegen.runner as runner
+
+    real = runner.get_spec("mnist10")
+    seen: list[int] = []
+
+    def spy(cfg, split, options):
+        seen.append(options["workers"])
+        return real.prepare(cfg, split, options)
+
+    monkeypatch.setattr(runner, "get_spec", lambda name: dataclasses.replace(real, prepare=spy))
+    make("mnist10", tmp_path / "one", n=20, shard_size=20, workers=2)
+    make("mnist10", tmp_path / "three", n=60, shard_size=20, workers=2)
+    assert seen == [1, 2]

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gnm.experiment.tables import Table
+from gnm.experiment.tables import Table, recipe_name
+from gnm.experiment.timing import StageTimes
 from gnm.train.images import new_figure, save_figure
 from scenegen.manifest import write_text_atomic
 
@@ -39,17 +40,42 @@ def table_rows(table: Table, datasets: tuple[str, ...], results: ResultGrid) -> 
     return [header, *body]
 
 
-def write_table(table: Table, datasets: tuple[str, ...], results: ResultGrid, out: Path) -> list[Path]:
-    """OUT/TABLE.md and OUT/TABLE.csv; n/i: no implementation (recipe) for the row, n/a: metric not applicable."""
+def markdown_table(rows: list[list[str]]) -> list[str]:
+    """Markdown lines of a header row and body rows."""
+    return ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0]), *("| " + " | ".join(r) + " |" for r in rows[1:])]
+
+
+def time_rows(table: Table, datasets: tuple[str, ...], results: ResultGrid, times: StageTimes) -> list[list[str]]:
+    """Minutes per dataset: making the splits, then 'train + eval' per model row, then the dataset's sum."""
+    header = ["minutes", "data", *(row.label for row in table.rows), "all"]
+    body = []
+    for d in datasets:
+        stems = [recipe_name(row.model, d) for row in table.rows]
+        cells = [f"{times.minutes(f'train/{s}'):.1f} + {times.minutes(f'eval/{s}'):.1f}"
+                 if results.get((row.label, d)) is not None else NOT_IMPLEMENTED for row, s in zip(table.rows, stems)]
+        total = times.minutes(f"data/{d}") + sum(times.minutes(f"{stage}/{s}") for s in stems for stage in ("train", "eval"))
+        body.append([d, f"{times.minutes(f'data/{d}'):.1f}", *cells, f"{total:.1f}"])
+    return [header, *body]
+
+
+def write_table(table: Table, datasets: tuple[str, ...], results: ResultGrid, times: StageTimes,
+                out: Path) -> list[Path]:
+    """OUT/TABLE.md (the table, its n/i and n/a legend and notes, then the time each stage took) and
+    OUT/TABLE.csv (the table)."""
     rows = table_rows(table, datasets, results)
-    markdown = "\n".join([f"{table.title}\n", "| " + " | ".join(rows[0]) + " |",
-                          "|" + "---|" * len(rows[0]), *("| " + " | ".join(r) + " |" for r in rows[1:])])
     notes = sorted({f"- {label} on {d}: {note}" for (label, d), res in results.items() if res
                     for note in res.get("notes", {}).values()})
-    legend = f"\n\n{NOT_IMPLEMENTED}: model not implemented (no recipe); {NOT_APPLICABLE}: metric not applicable or not computable.\n"
+    cells = {c for r in rows[1:] for c in r}
+    legend = ([f"{NOT_IMPLEMENTED}: model not implemented (no recipe)."] if NOT_IMPLEMENTED in cells else []) + \
+             ([f"{NOT_APPLICABLE}: metric not applicable or not computable."] if NOT_APPLICABLE in cells else [])
+    minutes = time_rows(table, datasets, results, times)
+    total = sum(float(r[-1]) for r in minutes[1:])
+    timing = [f"Time: {total:.0f} minutes of wall-clock in all, on {times.hardware}; per stage (train + eval per "
+              "model, each summed over every `gnm experiment` call that worked on it):", "", *markdown_table(minutes)]
+    sections = [[table.title], markdown_table(rows), [" ".join(legend), *notes] if legend or notes else [], timing]
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
-    return [write_text_atomic(out / f"{table.name}.md", markdown + legend + "\n".join(notes) + "\n"),
+    return [write_text_atomic(out / f"{table.name}.md", "\n\n".join("\n".join(s) for s in sections if s) + "\n"),
             write_text_atomic(out / f"{table.name}.csv", buffer.getvalue())]
 
 

@@ -9,6 +9,7 @@ Tables 1, 2 and 4 and is trained once):
     OUT/samples/RECIPE.png          prior samples of each model
     OUT/TABLE.md, OUT/TABLE.csv     the table in the paper's layout
     OUT/TABLE-dsteps-DATASET.png    discriminator learning curves per model (Figure 4, right)
+    OUT/timing.json                 wall-clock minutes of each stage (the tables print them)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gnm.eval.run import EvalOptions, evaluate
 from gnm.experiment.report import ResultGrid, write_curves, write_table
 from gnm.experiment.scales import Scale, move_entry, scaled_schedule
 from gnm.experiment.tables import Table, recipe_name
+from gnm.experiment.timing import StageTimes
 from gnm.model import MODEL_KINDS
 from gnm.train.checkpoint import latest_checkpoint, load_checkpoint, load_model
 from gnm.train.distributed import resolve_device
@@ -46,8 +48,9 @@ SAMPLE_GRID = 36
 def ensure_split(dataset: str, split: str, n: int, data_root: Path) -> Path:
     """A split of n default-config scenes in data_root/DATASET/SPLIT, made or resumed by scenegen."""
     folder = data_root / dataset / split
-    options = {"digits": "auto", "gpu": False, "workers": os.cpu_count() or 1}
-    make_split(MakeRequest(dataset, get_spec(dataset).config_type(), split, n, folder, options=options))
+    workers = os.cpu_count() or 1
+    make_split(MakeRequest(dataset, get_spec(dataset).config_type(), split, n, folder, workers=workers,
+                           options={"digits": "auto", "gpu": False}))
     return folder
 
 
@@ -115,10 +118,12 @@ def run_table(table: Table, datasets: tuple[str, ...], scale: Scale, out: Path, 
     and the D-Steps curves. Returns the files written."""
     results: ResultGrid = {}
     dev = resolve_device(device)
+    times = StageTimes(out / "timing.json", dev)
     for dataset in datasets:
         say(f"== {dataset}")
-        train_dir = ensure_split(dataset, "train", scale.train_scenes[dataset], out / "data")
-        test_dir = ensure_split(dataset, "test", scale.test_scenes[dataset], out / "data")
+        with times.stage(f"data/{dataset}"):
+            train_dir = ensure_split(dataset, "train", scale.train_scenes[dataset], out / "data")
+            test_dir = ensure_split(dataset, "test", scale.test_scenes[dataset], out / "data")
         for row in table.rows:
             recipe = recipes / f"{recipe_name(row.model, dataset)}.yaml"
             if not recipe.is_file():
@@ -126,10 +131,12 @@ def run_table(table: Table, datasets: tuple[str, ...], scale: Scale, out: Path, 
                 results[row.label, dataset] = None
                 continue
             run_dir = out / "runs" / recipe.stem
-            ensure_trained(scaled_config(recipe, dataset, scale, str(dev)), train_dir, run_dir, say)
-            results[row.label, dataset] = ensure_evaluated(run_dir, test_dir, train_dir, table.eval_metrics,
-                                                           scale, out, dev, say)
-    written = write_table(table, datasets, results, out)
+            with times.stage(f"train/{recipe.stem}"):
+                ensure_trained(scaled_config(recipe, dataset, scale, str(dev)), train_dir, run_dir, say)
+            with times.stage(f"eval/{recipe.stem}"):
+                results[row.label, dataset] = ensure_evaluated(run_dir, test_dir, train_dir, table.eval_metrics,
+                                                               scale, out, dev, say)
+    written = write_table(table, datasets, results, times, out)
     if "dsteps" in table.eval_metrics:
         written += [write_curves(table, dataset, results, out) for dataset in datasets]
     return written
