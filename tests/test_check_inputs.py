@@ -112,7 +112,8 @@ def test_pngs_of_different_sizes(tmp_path: Path) -> None:
         load_images(tmp_path)
 
 
-def test_check_cli_errors_are_one_line(tmp_path: Path) -> None:
+def test_check_cli_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCENEGEN_CACHE", str(tmp_path / "cache"))  # an empty cache, whatever this machine has fitted
     runner = CliRunner()
     np.save(tmp_path / "a.npy", GREY)
     unknown = runner.invoke(app, ["check", str(tmp_path / "a.npy"), "--dataset", "mnist7"])

@@ -28,7 +28,7 @@ def test_quick_scale_moves_every_warm_up_into_the_run_and_keeps_the_recipe_value
     assert (s["beta_g"].end_value, s["beta_g"].end_step) == (1.0, 1500)
     assert (s["tau"].start_step, s["tau"].end_step) == (105, 1005)
     for aux in ("beta_aux_pres", "beta_aux_where", "beta_aux_what", "beta_aux_depth"):  # added: warm-up from 0
-        assert (s[aux].start_value, s[aux].end_value, s[aux].end_step) == (0.0, 1.0, 250)
+        assert (s[aux].start_value, s[aux].end_value, s[aux].end_step) == (0.0, 1.0, 500)
     arrow = scaled_config(RECIPES / "gnm-arrow.yaml", "arrow-room", QUICK, "cpu").schedule
     assert (arrow["beta_aux_where"].start_value, arrow["beta_aux_where"].end_step) == (10.0, 83)  # annealed: kept, moved
     assert arrow["alpha_force"].start_step == arrow["alpha_force"].end_step == 75
