@@ -45,6 +45,12 @@ def markdown_table(rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0]), *("| " + " | ".join(r) + " |" for r in rows[1:])]
 
 
+def dataset_minutes(table: Table, dataset: str, times: StageTimes) -> float:
+    """Minutes spent on one dataset of the table: its splits, then training and evaluating every row."""
+    stems = [recipe_name(row.model, dataset) for row in table.rows]
+    return times.minutes(f"data/{dataset}") + sum(times.minutes(f"{stage}/{s}") for s in stems for stage in ("train", "eval"))
+
+
 def time_rows(table: Table, datasets: tuple[str, ...], results: ResultGrid, times: StageTimes) -> list[list[str]]:
     """Minutes per dataset: making the splits, then 'train + eval' per model row, then the dataset's sum."""
     header = ["minutes", "data", *(row.label for row in table.rows), "all"]
@@ -53,8 +59,7 @@ def time_rows(table: Table, datasets: tuple[str, ...], results: ResultGrid, time
         stems = [recipe_name(row.model, d) for row in table.rows]
         cells = [f"{times.minutes(f'train/{s}'):.1f} + {times.minutes(f'eval/{s}'):.1f}"
                  if results.get((row.label, d)) is not None else NOT_IMPLEMENTED for row, s in zip(table.rows, stems)]
-        total = times.minutes(f"data/{d}") + sum(times.minutes(f"{stage}/{s}") for s in stems for stage in ("train", "eval"))
-        body.append([d, f"{times.minutes(f'data/{d}'):.1f}", *cells, f"{total:.1f}"])
+        body.append([d, f"{times.minutes(f'data/{d}'):.1f}", *cells, f"{dataset_minutes(table, d, times):.1f}"])
     return [header, *body]
 
 
@@ -68,10 +73,10 @@ def write_table(table: Table, datasets: tuple[str, ...], results: ResultGrid, ti
     cells = {c for r in rows[1:] for c in r}
     legend = ([f"{NOT_IMPLEMENTED}: model not implemented (no recipe)."] if NOT_IMPLEMENTED in cells else []) + \
              ([f"{NOT_APPLICABLE}: metric not applicable or not computable."] if NOT_APPLICABLE in cells else [])
-    minutes = time_rows(table, datasets, results, times)
-    total = sum(float(r[-1]) for r in minutes[1:])
+    total = sum(dataset_minutes(table, d, times) for d in datasets)
     timing = [f"Time: {total:.0f} minutes of wall-clock in all, on {times.hardware}; per stage (train + eval per "
-              "model, each summed over every `gnm experiment` call that worked on it):", "", *markdown_table(minutes)]
+              "model, each summed over every `gnm experiment` call that worked on it):", "",
+              *markdown_table(time_rows(table, datasets, results, times))]
     sections = [[table.title], markdown_table(rows), [" ".join(legend), *notes] if legend or notes else [], timing]
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
