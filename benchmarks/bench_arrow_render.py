@@ -43,7 +43,7 @@ def batched(cfg: ArrowRoomConfig, n: int, workers: int) -> float:
     """Seconds for `scenegen make` of n scenes in `workers` shards on `workers` processes."""
     with tempfile.TemporaryDirectory(prefix="bench-arrow-") as tmp:
         request = MakeRequest("arrow-room", cfg, "train", n, Path(tmp) / "train", seed=0,
-                              shard_size=-(-n // workers), workers=workers, options={"workers": workers, "threads": 1})
+                              shard_size=-(-n // workers), workers=workers, options={"threads": 1})
         start = time.perf_counter()
         make_split(request, progress=False)
         return time.perf_counter() - start

@@ -180,7 +180,7 @@ def test_bad_config_on_the_command_line_is_one_line():
 
 def make_arrow(out: Path, n: int = 6, shard_size: int = 3, **kw) -> dict:
     request = MakeRequest("arrow-room", FAST, "train", n, out, seed=0, shard_size=shard_size, workers=1,
-                          options={"workers": 1, "threads": 2}, **kw)
+                          options={"threads": 2}, **kw)
     return make_split(request, progress=False)
 
 

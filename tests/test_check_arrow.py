@@ -188,7 +188,7 @@ def test_make_violate_is_checked_and_recorded():
 
 
 def render(out: Path, n: int, split: str, violation: str | None = None) -> Path:
-    options = {"workers": 1, "threads": 2, **({"violate": violation} if violation else {})}
+    options = {"threads": 2, **({"violate": violation} if violation else {})}
     make_split(MakeRequest("arrow-room", FAST, split, n, out / split, seed=0, shard_size=n, workers=1, options=options), progress=False)
     return out / split
 

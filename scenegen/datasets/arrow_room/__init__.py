@@ -77,8 +77,8 @@ def render_threads(options: dict[str, Any]) -> int:
 def prepare(cfg: ArrowRoomConfig, split: str, options: dict[str, Any]) -> ArrowRoomResources:
     """Check the render extra (and with options["gpu"], that Blender sees a GPU) once, in the parent.
 
-    options: {"gpu": bool, "workers": int (runner processes sharing the cores), "threads": int,
-    "violate": a VIOLATIONS kind or rule name}.
+    options: {"gpu": bool, "workers": int (processes sharing the cores; the runner sets it from --workers
+    and the shard count), "threads": int, "violate": a VIOLATIONS kind or rule name}.
     """
     violation = options.get("violate")
     if violation is not None and violation not in VIOLATIONS and violation not in dict(RULES):
