@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,6 @@ from scenegen.runner import MakeRequest, make_split
 TARGET_PER_MIN = 100.0
 TARGET_SPEEDUP = 5.0
 SCENE_SCRIPT = Path(__file__).with_name("blenderproc_run_scene.py")
-BLENDERPROC_CLI = Path(sys.executable).with_name("blenderproc")  # the console script pip installed beside python
 
 # `blenderproc run --custom-blender-path DIR` runs DIR/blender and wants a DIR/<major version> folder.
 STAND_IN_BLENDER = """#!{python}
@@ -57,6 +57,15 @@ os.environ.pop("INSIDE_OF_THE_INTERNAL_BLENDER_PYTHON_ENVIRONMENT", None)
 os.environ["OUTSIDE_OF_THE_INTERNAL_BLENDER_PYTHON_ENVIRONMENT_BUT_IN_RUN_SCRIPT"] = "1"
 runpy.run_path(sys.argv[sys.argv.index("--python") + 1], run_name="__main__")
 """
+
+
+def blenderproc_cli() -> str:
+    """BlenderProc's console script: the one pip put beside this Python, else the first on PATH."""
+    beside = Path(sys.executable).with_name("blenderproc")
+    found = str(beside) if beside.exists() else shutil.which("blenderproc")
+    if found is None:
+        raise SystemExit('no blenderproc command found; install the render extra: pip install -e ".[render]"')
+    return found
 
 
 def batched(cfg: ArrowRoomConfig, n: int, workers: int, tmp: Path) -> None:
@@ -78,13 +87,13 @@ def stand_in_blender(tmp: Path) -> Path:
 
 def naive(cfg: ArrowRoomConfig, n: int, concurrent: int, threads: int, tmp: Path) -> None:
     """n scenes, each its own `blenderproc run`, `concurrent` at a time, Cycles on `threads` threads (0: all)."""
-    blender = stand_in_blender(tmp / f"naive-{concurrent}")
+    blender, cli = stand_in_blender(tmp / f"naive-{concurrent}"), blenderproc_cli()
 
     def one(seed: int) -> None:
         job, out = tmp / f"job-{concurrent}-{seed}.json", tmp / f"scene-{concurrent}-{seed}.npz"
         scene = sample_scene(cfg, np.random.default_rng(seed))
         job.write_text(json.dumps({"config": cfg.to_dict(), "scene": scene.to_render(cfg)}))
-        subprocess.run([str(BLENDERPROC_CLI), "run", "--custom-blender-path", str(blender), "--temp-dir", str(tmp),
+        subprocess.run([cli, "run", "--custom-blender-path", str(blender), "--temp-dir", str(tmp),
                         str(SCENE_SCRIPT), str(job), str(out), str(threads)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         if not out.exists():  # the exit status says nothing (BlenderProc crashes at exit): judge by the file
@@ -114,8 +123,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="concurrent render processes (default 2: this CI's cores)")
     parser.add_argument("--samples", type=int, default=32)
     args = parser.parse_args()
-    if not BLENDERPROC_CLI.exists():
-        raise SystemExit(f"no blenderproc command beside {sys.executable}; install the render extra: pip install -e \".[render]\"")
     cfg = ArrowRoomConfig(samples=args.samples)
     w = args.workers
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}, samples: {args.samples}, workers: {w}")

@@ -8,6 +8,7 @@ They render at 8 samples and start Blender about ten times (a few seconds each).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -336,3 +337,20 @@ def test_committed_asset_summary_matches_what_the_code_builds(tmp_path):
     assert built["meshes"] == committed["meshes"], "re-run python blender_assets/build.py and commit its outputs"
     assert (tmp_path / "a.blend").stat().st_size < 5_000_000
     assert leftover_temp() <= before
+
+
+@needs_blender
+def test_the_benchmarks_naive_way_is_a_blenderproc_run_drawing_what_the_workers_draw(tmp_path):
+    """benchmarks/bench_arrow_render.py times one `blenderproc run` per scene against the workers:
+    that comparison only holds if both draw the same image."""
+    spec = importlib.util.spec_from_file_location("bench_arrow_render", REPO / "benchmarks" / "bench_arrow_render.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = dataclasses.replace(FAST, denoise=False)  # the byte-exact mode
+    bench.naive(cfg, 1, 1, 1, tmp_path)  # scene of seed 0, one at a time, one thread
+    with np.load(tmp_path / "scene-1-0.npz") as naive:
+        image, mask = naive["image"], naive["mask"]
+    (worker,) = render_scenes(cfg, [sample_scene(cfg, np.random.default_rng(0))], ArrowRoomResources(threads=1))
+    assert np.array_equal(image, worker.image) and np.array_equal(mask, worker.images_extra["masks"])
+    assert len(np.unique(mask)) == 5
+    assert not list(tmp_path.glob("blender_proc_*"))  # BlenderProc's launcher removed its temp folder
