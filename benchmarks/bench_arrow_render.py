@@ -22,6 +22,7 @@ cores: that estimate does not move with the load average.
 
     python benchmarks/bench_arrow_render.py                  # 500 batched, 8 + 8 naive, 2 workers
     python benchmarks/bench_arrow_render.py --n 250 --naive-n 4
+    python benchmarks/bench_arrow_render.py --gpu --workers 2  # images/min on the GPU (no naive way)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Callable
 import numpy as np
 
 from scenegen.datasets.arrow_room import ArrowRoomConfig, sample_scene
+from scenegen.errors import UserError
 from scenegen.runner import MakeRequest, make_split
 
 TARGET_PER_MIN = 100.0
@@ -68,10 +70,10 @@ def blenderproc_cli() -> str:
     return found
 
 
-def batched(cfg: ArrowRoomConfig, n: int, workers: int, tmp: Path) -> None:
-    """`scenegen make` of n scenes in shards of the default size on `workers` processes."""
+def batched(cfg: ArrowRoomConfig, n: int, workers: int, tmp: Path, gpu: bool = False) -> None:
+    """`scenegen make` of n scenes in shards of the default size on `workers` processes (one CPU thread each, or the GPU)."""
     request = MakeRequest("arrow-room", cfg, "train", n, tmp / "train", seed=0, workers=workers,
-                          options={"threads": 1})
+                          options={"gpu": True} if gpu else {"threads": 1})
     make_split(request, progress=False)
 
 
@@ -116,24 +118,35 @@ def timed(fn: Callable[[], None]) -> tuple[float, float]:
     return time.perf_counter() - start, children_cpu() - cpu
 
 
+def measure(args: argparse.Namespace, cfg: ArrowRoomConfig, tmp: Path) -> dict[str, tuple[int, float, float]]:
+    """{way: (images, wall seconds, CPU seconds)} for the ways args asks for."""
+    w = args.workers
+    ways = [(f"naive x{w}", args.naive_n, lambda: naive(cfg, args.naive_n, w, 1, tmp)),
+            ("naive x1", args.naive_n, lambda: naive(cfg, args.naive_n, 1, 0, tmp)),
+            ("batched", args.n, lambda: batched(cfg, args.n, w, tmp))]
+    if args.gpu:  # the first GPU render loads (on new GPUs: compiles) Cycles' kernels: time it apart
+        first = timed(lambda: batched(cfg, 2, 1, tmp / "first", gpu=True))[0]
+        print(f"GPU start-up: 2 images in {first:.1f} s (Blender start, kernel load or compile, 2 renders)")
+        ways = [("batched", args.n, lambda: batched(cfg, args.n, w, tmp, gpu=True))]
+    return {way: (n, *timed(fn)) for way, n, fn in ways}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="scenes for the batched way (default: 2 shards of 250)")
     parser.add_argument("--naive-n", type=int, default=8, help="scenes for each naive way")
     parser.add_argument("--workers", type=int, default=2, help="concurrent render processes (default 2: this CI's cores)")
     parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--gpu", action="store_true", help="time the batched way on the GPU only (--workers processes share it)")
     args = parser.parse_args()
     cfg = ArrowRoomConfig(samples=args.samples)
     w = args.workers
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}, samples: {args.samples}, workers: {w}")
-    rows: dict[str, tuple[int, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-arrow-") as name:
-        tmp = Path(name)
-        ways = [(f"naive x{w}", args.naive_n, lambda: naive(cfg, args.naive_n, w, 1, tmp)),
-                ("naive x1", args.naive_n, lambda: naive(cfg, args.naive_n, 1, 0, tmp)),
-                ("batched", args.n, lambda: batched(cfg, args.n, w, tmp))]
-        for way, n, fn in ways:
-            rows[way] = (n, *timed(fn))
+        try:
+            rows = measure(args, cfg, Path(name))
+        except UserError as exc:  # e.g. --gpu without a GPU: one line, no traceback
+            raise SystemExit(f"error: {exc}")
     rate = {}
     for name, (n, wall, cpu) in rows.items():
         rate[name] = (60 * n / wall, 60 * n * w / cpu)
@@ -142,7 +155,7 @@ def main() -> None:
     per_min = rate["batched"][0]
     print(f"batched: {per_min:.1f} images/min wall-clock (target >= {TARGET_PER_MIN:.0f}: "
           f"{'met' if per_min >= TARGET_PER_MIN else 'NOT met'})")
-    for naive_way in (f"naive x{w}", "naive x1"):
+    for naive_way in () if args.gpu else (f"naive x{w}", "naive x1"):
         for label, k in (("wall-clock", 0), ("CPU-time", 1)):
             speedup = rate["batched"][k] / rate[naive_way][k]
             print(f"  vs {naive_way:9s} {label:10s}: {speedup:4.1f}x (target >= {TARGET_SPEEDUP:.0f}x: "
