@@ -121,13 +121,14 @@ def timed(fn: Callable[[], None]) -> tuple[float, float]:
 def measure(args: argparse.Namespace, cfg: ArrowRoomConfig, tmp: Path) -> dict[str, tuple[int, float, float]]:
     """{way: (images, wall seconds, CPU seconds)} for the ways args asks for."""
     w = args.workers
-    ways = [(f"naive x{w}", args.naive_n, lambda: naive(cfg, args.naive_n, w, 1, tmp)),
-            ("naive x1", args.naive_n, lambda: naive(cfg, args.naive_n, 1, 0, tmp)),
-            ("batched", args.n, lambda: batched(cfg, args.n, w, tmp))]
     if args.gpu:  # the first GPU render loads (on new GPUs: compiles) Cycles' kernels: time it apart
         first = timed(lambda: batched(cfg, 2, 1, tmp / "first", gpu=True))[0]
         print(f"GPU start-up: 2 images in {first:.1f} s (Blender start, kernel load or compile, 2 renders)")
         ways = [("batched", args.n, lambda: batched(cfg, args.n, w, tmp, gpu=True))]
+    else:
+        ways = [(f"naive x{w}", args.naive_n, lambda: naive(cfg, args.naive_n, w, 1, tmp)),
+                ("naive x1", args.naive_n, lambda: naive(cfg, args.naive_n, 1, 0, tmp)),
+                ("batched", args.n, lambda: batched(cfg, args.n, w, tmp))]
     return {way: (n, *timed(fn)) for way, n, fn in ways}
 
 
