@@ -87,11 +87,12 @@ def stand_in_blender(tmp: Path) -> Path:
     return folder
 
 
-def naive(cfg: ArrowRoomConfig, n: int, concurrent: int, threads: int, tmp: Path) -> None:
-    """n scenes, each its own `blenderproc run`, `concurrent` at a time, Cycles on `threads` threads (0: all)."""
+def naive(cfg: ArrowRoomConfig, n: int, concurrent: int, threads: int, tmp: Path) -> list[Path]:
+    """n scenes (seeds 0..n-1), each its own `blenderproc run`, `concurrent` at a time, Cycles on `threads`
+    threads (0: all); returns the .npz each wrote (image uint8 [S,S,3], mask uint8 [S,S])."""
     blender, cli = stand_in_blender(tmp / f"naive-{concurrent}"), blenderproc_cli()
 
-    def one(seed: int) -> None:
+    def one(seed: int) -> Path:
         job, out = tmp / f"job-{concurrent}-{seed}.json", tmp / f"scene-{concurrent}-{seed}.npz"
         scene = sample_scene(cfg, np.random.default_rng(seed))
         job.write_text(json.dumps({"config": cfg.to_dict(), "scene": scene.to_render(cfg)}))
@@ -100,9 +101,10 @@ def naive(cfg: ArrowRoomConfig, n: int, concurrent: int, threads: int, tmp: Path
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         if not out.exists():  # the exit status says nothing (BlenderProc crashes at exit): judge by the file
             raise RuntimeError(f"blenderproc run wrote no {out.name}; run it by hand to see why")
+        return out
 
     with ThreadPoolExecutor(concurrent) as pool:
-        list(pool.map(one, range(n)))
+        return list(pool.map(one, range(n)))
 
 
 def children_cpu() -> float:
@@ -110,7 +112,7 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(fn: Callable[[], None]) -> tuple[float, float]:
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of finished child processes and theirs) of fn()."""
     cpu = children_cpu()
     start = time.perf_counter()

@@ -347,8 +347,8 @@ def test_the_benchmarks_naive_way_is_a_blenderproc_run_drawing_what_the_workers_
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     cfg = dataclasses.replace(FAST, denoise=False)  # the byte-exact mode
-    bench.naive(cfg, 1, 1, 1, tmp_path)  # scene of seed 0, one at a time, one thread
-    with np.load(tmp_path / "scene-1-0.npz") as naive:
+    (written,) = bench.naive(cfg, 1, 1, 1, tmp_path)  # scene of seed 0, one at a time, one thread
+    with np.load(written) as naive:
         image, mask = naive["image"], naive["mask"]
     (worker,) = render_scenes(cfg, [sample_scene(cfg, np.random.default_rng(0))], ArrowRoomResources(threads=1))
     assert np.array_equal(image, worker.image) and np.array_equal(mask, worker.images_extra["masks"])
